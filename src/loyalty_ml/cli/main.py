@@ -1,10 +1,14 @@
-"""Top-level Typer app: registers the command groups."""
+"""Top-level Typer app: registers the command groups and top-level commands.
+
+Each group lives in its own module (``cli/<group>.py`` defining ``app``); each top-level command
+module (``cli/<command>.py``) defines ``register(app)``. Modules are listed here explicitly.
+"""
 
 from __future__ import annotations
 
-import typer
+import importlib
 
-from loyalty_ml.cli import data as data_cli
+import typer
 
 app = typer.Typer(
     name="loyalty",
@@ -13,36 +17,36 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-app.add_typer(data_cli.app, name="data")
+
+COMMAND_GROUPS = (
+    "data",
+    "policy",
+    "features",
+    "train",
+    "benefits",
+    "campaign",
+    "member",
+    "experiment",
+    "ab",
+)
+TOP_LEVEL_COMMANDS = ("pipeline", "score", "recommend", "serve", "demo")
 
 
-def _register_optional_groups() -> None:
-    """Command groups added by later modules register here when present."""
-    import importlib
-
-    for module_name, group in (
-        ("loyalty_ml.cli.policy", "policy"),
-        ("loyalty_ml.cli.features", "features"),
-        ("loyalty_ml.cli.train", "train"),
-        ("loyalty_ml.cli.benefits", "benefits"),
-        ("loyalty_ml.cli.campaign", "campaign"),
-        ("loyalty_ml.cli.member", "member"),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        app.add_typer(module.app, name=group)
-    for module_name in ("loyalty_ml.cli.demo", "loyalty_ml.cli.jobs"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        module.register(app)
+def _optional_module(name: str) -> object | None:
+    module_name = f"loyalty_ml.cli.{name}"
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return None
 
 
-_register_optional_groups()
+for _group in COMMAND_GROUPS:
+    _module = _optional_module(_group)
+    if _module is not None:
+        app.add_typer(_module.app, name=_group)  # type: ignore[attr-defined]
+for _command in TOP_LEVEL_COMMANDS:
+    _module = _optional_module(_command)
+    if _module is not None:
+        _module.register(app)  # type: ignore[attr-defined]
