@@ -23,7 +23,7 @@ demo: env ## Run the main job end to end on built-in synthetic data
 	$(RUN) loyalty demo
 
 test: env ## Run the test suite (fast + slow suites; services tests run when Redis/PostgreSQL are up)
-	$(RUN) pytest -q -m "not bench" $(PYTEST_ARGS)
+	$(RUN) pytest -q $(PYTEST_ARGS)
 
 test-fast: env ## Only the fast unit tests
 	$(RUN) pytest -q -m "not slow and not services" $(PYTEST_ARGS)
