@@ -35,10 +35,15 @@ def read_raw(path: Path, spec: TableSpec) -> pd.DataFrame:
 
 def _as_id(values: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(values):
-        # A parquet float id column (e.g. 12.0) means the integer id "12".
-        as_int = values.astype("Int64")
-        return as_int.astype("string")
-    return values.astype("string").str.strip()
+        # A parquet float id column (e.g. 12.0) means the integer id "12"; a non-integral float
+        # keeps its text so validation can still point at it.
+        whole = values.isna() | (values % 1 == 0)
+        if bool(whole.all()):
+            return values.astype("Int64").astype("string")
+        return values.astype("string")
+    out = values.astype("string").str.strip()
+    # A blank id is no id: validation reports it as missing instead of as the id "".
+    return out.mask(out == "")
 
 
 def coerce_column(values: pd.Series, col: ColumnSpec) -> pd.Series:
@@ -53,7 +58,9 @@ def coerce_column(values: pd.Series, col: ColumnSpec) -> pd.Series:
     if col.kind == "int":
         return pd.to_numeric(values, errors="coerce").round().astype("Int64")
     if col.kind == "bool01":
-        return pd.to_numeric(values, errors="coerce").astype("Int8")
+        number = pd.to_numeric(values, errors="coerce")
+        # Only 0/1 survive typing; validation reports the rest against the raw values.
+        return number.where(number.isin([0, 1])).astype("Int8")
     raise AssertionError(f"unknown column kind {col.kind}")
 
 

@@ -20,6 +20,8 @@ class ColumnSpec:
     nullable: bool = True
     min_value: float | None = None
     max_value: float | None = None
+    # True when min_value itself is not allowed (a propensity of 0 would divide IPS by zero).
+    min_exclusive: bool = False
     allowed: tuple[str, ...] | None = None
     default: object | None = None
 
@@ -161,7 +163,7 @@ OFFERS = TableSpec(
         ColumnSpec("channel", "string"),
         ColumnSpec("cost", "float", min_value=0.0),
         # Probability the logging policy chose this benefit: IPS needs it in (0, 1].
-        ColumnSpec("propensity", "float", min_value=0.0, max_value=1.0),
+        ColumnSpec("propensity", "float", min_value=0.0, max_value=1.0, min_exclusive=True),
         ColumnSpec("converted", "bool01"),
         ColumnSpec("revenue", "float", min_value=0.0),
     ),

@@ -1,0 +1,68 @@
+"""Typed view of ``config/data.yaml``: validation thresholds and real-data adapter assumptions."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from loyalty_ml.errors import ConfigError
+
+DATA_CONFIG_FILE = "data.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ValidationConfig(_Strict):
+    max_per_kind: int = Field(gt=0)
+    min_timestamp: date
+    min_birth_date: date
+    future_tolerance_days: int = Field(ge=0)
+    order_before_join: Literal["warning", "error"]
+
+
+class HillstromConfig(_Strict):
+    offer_date: date
+    offer_channel: str | None
+    arms: dict[str, str] = Field(min_length=1)
+
+
+class AmazonSeqConfig(_Strict):
+    start_date: date
+    placeholder_price: float = Field(ge=0.0)
+
+
+class AdaptersConfig(_Strict):
+    hillstrom: HillstromConfig
+    amazon_seq: AmazonSeqConfig
+
+
+class DataConfig(_Strict):
+    validation: ValidationConfig
+    adapters: AdaptersConfig
+
+
+def load_data_config(path: Path | str | None = None) -> DataConfig:
+    """Read ``data.yaml`` (default: the settings' config directory); bad keys raise ConfigError."""
+    if path is None:
+        from loyalty_ml.settings import get_settings
+
+        path = get_settings().config_dir / DATA_CONFIG_FILE
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"data configuration not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    try:
+        return DataConfig.model_validate(raw or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{path}: {key}: {first['msg']}") from exc
