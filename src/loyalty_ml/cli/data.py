@@ -2,8 +2,100 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from loyalty_ml.cli.common import console, fail, friendly_errors, out
 
 app = typer.Typer(
     help="Generate, validate and import data in the contract format.", no_args_is_help=True
 )
+
+
+# --- validate / import (contract engineer); other commands of this group go below or above. ---
+
+
+class ImportSource(StrEnum):
+    cdnow = "cdnow"
+    hillstrom = "hillstrom"
+    amazon_seq = "amazon-seq"
+
+
+class TableFormat(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+
+
+def _show_report(report: object, text: bool) -> None:
+    from loyalty_ml.contract.validate import ValidationReport
+
+    assert isinstance(report, ValidationReport)
+    if text:
+        out.print(report.to_text(), highlight=False, soft_wrap=True)
+    elif report.problems:
+        out.print(report.to_rich())
+    else:
+        out.print(report.headline(), highlight=False)
+
+
+@app.command("validate")
+@friendly_errors
+def validate_cmd(
+    data_dir: Annotated[Path, typer.Argument(help="Contract directory to check.")],
+    max_per_kind: Annotated[
+        int | None,
+        typer.Option("--max-per-kind", min=1, help="Row numbers listed per problem (default 20)."),
+    ] = None,
+    text: Annotated[
+        bool, typer.Option("--text", help="Plain lines instead of a table (for logs and grep).")
+    ] = False,
+) -> None:
+    """Check types, keys, references, timestamps, amounts and duplicates; list every problem.
+
+    Exit code 1 when any error is found; warnings are shown but exit 0.
+    """
+    from loyalty_ml.contract.validate import validate_dir
+
+    with console.status(f"validating {data_dir} …"):
+        report = validate_dir(data_dir, max_per_kind)
+    _show_report(report, text)
+    if not report.ok:
+        fail(f"{len(report.errors)} error(s): {data_dir} violates the data contract")
+
+
+@app.command("import")
+@friendly_errors
+def import_cmd(
+    source: Annotated[ImportSource, typer.Argument(help="Which public data set SRC holds.")],
+    src: Annotated[Path, typer.Argument(help="The data set's folder (or its main file).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Contract directory to write.")],
+    fmt: Annotated[
+        TableFormat, typer.Option("--format", help="File format of the written tables.")
+    ] = TableFormat.parquet,
+) -> None:
+    """Convert a public data set (../shared/data) into the contract, then validate the result."""
+    from loyalty_ml.adapters import convert, get_adapter
+    from loyalty_ml.contract.config import load_data_config
+    from loyalty_ml.contract.io import write_dataset
+    from loyalty_ml.contract.validate import validate_dir
+
+    adapter = get_adapter(source.value)
+    cfg = load_data_config().adapters
+    with console.status(f"converting {source.value} from {src} …"):
+        dataset = convert(source.value, src, cfg)
+    with console.status(f"writing {out_dir} …"):
+        written = write_dataset(dataset, out_dir, fmt.value)
+    out.print(f"[bold]{source.value}[/] → {out_dir}", highlight=False)
+    for name, path in written.items():
+        out.print(f"  {path.name}: {len(dataset.tables()[name]):,} rows", highlight=False)
+    out.print("assumptions:", highlight=False)
+    for note in adapter.notes(cfg):
+        out.print(f"  - {note}", highlight=False)
+    with console.status(f"validating {out_dir} …"):
+        report = validate_dir(out_dir)
+    _show_report(report, text=False)
+    if not report.ok:
+        fail(f"converted {source.value} data failed validation ({len(report.errors)} error(s))")

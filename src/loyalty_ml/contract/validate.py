@@ -208,16 +208,20 @@ class _Collector:
 
 
 def _examples(values: pd.Series, mask: np.ndarray) -> str:
-    picked = pd.Series(values[mask]).drop_duplicates().head(_EXAMPLES).tolist()
-    return ", ".join(repr(v if not isinstance(v, np.generic) else v.item()) for v in picked)
+    """A few distinct offending values; subset first so clean columns cost nothing."""
+    if not mask.any():
+        return ""
+    picked = pd.Series(values[mask]).drop_duplicates().head(_EXAMPLES)
+    return ", ".join(repr(str(v)) for v in picked.tolist())
 
 
-def _blank(values: pd.Series) -> np.ndarray:
-    """Missing in the file: null, or (for text) empty after stripping spaces."""
-    missing = values.isna().to_numpy()
-    if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
-        text = values.astype("string").str.strip()
-        missing = missing | (text == "").fillna(False).to_numpy(dtype=bool)
+def _blank(raw: pd.Series, typed: pd.Series, col: ColumnSpec) -> np.ndarray:
+    """Missing in the file: null or empty text (typed ids are already stripped, blanks → NA)."""
+    if col.kind == "id":
+        return typed.isna().to_numpy(dtype=bool)
+    missing = raw.isna().to_numpy(dtype=bool)
+    if raw.dtype == object or isinstance(raw.dtype, pd.StringDtype):
+        missing = missing | (raw == "").fillna(False).to_numpy(dtype=bool)
     return missing
 
 
@@ -229,7 +233,7 @@ def _check_column(
     cfg: ValidationConfig,
     now: pd.Timestamp,
 ) -> None:
-    blank = _blank(raw)
+    blank = _blank(raw, typed, col)
     bad = np.zeros(len(raw), dtype=bool)
     if col.kind not in ("id", "string"):
         bad = ~blank & typed.isna().to_numpy()
@@ -302,13 +306,13 @@ def _check_column(
             "timestamp_too_early",
             col.name,
             early,
-            f"before {floor.date()}: {_examples(typed.astype('string'), early)}",
+            f"before {floor.date()}: {_examples(typed, early)}",
         )
         out.add(
             "timestamp_in_future",
             col.name,
             late,
-            f"after {ceiling:%Y-%m-%d %H:%M} UTC: {_examples(typed.astype('string'), late)}",
+            f"after {ceiling:%Y-%m-%d %H:%M} UTC: {_examples(typed, late)}",
         )
 
 
@@ -319,7 +323,8 @@ def _check_primary_key(out: _Collector, typed: pd.DataFrame) -> None:
     complete = typed[key].notna().all(axis=1)
     dup = (typed[key].duplicated(keep="first") & complete).to_numpy(dtype=bool)
     if dup.any():
-        shown = typed.loc[dup, key].astype("string").agg("/".join, axis=1)
+        head = typed.loc[dup, key].head(_EXAMPLES).astype("string")
+        shown = head.agg("/".join, axis=1)
         label = "/".join(key)
         out.add(
             "duplicate_key",
