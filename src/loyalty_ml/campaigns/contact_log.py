@@ -176,8 +176,8 @@ def offers_frame(rows: Iterable[Sequence[Any]]) -> pd.DataFrame:
     return frame
 
 
-def open_contact_log(profile: str | None = None) -> ContactLog:
-    """The contact log of the active profile (``LOYALTY_PROFILE``)."""
+def open_contact_log(profile: str | None = None, schema: str = "loyalty") -> ContactLog:
+    """The contact log of the active profile (``LOYALTY_PROFILE``); ``schema``: PostgreSQL only."""
     from loyalty_ml.settings import get_settings
 
     settings = get_settings()
@@ -185,7 +185,7 @@ def open_contact_log(profile: str | None = None) -> ContactLog:
     if profile == "production":
         from loyalty_ml.campaigns.store_postgres import PostgresContactLog
 
-        return PostgresContactLog(settings.postgres_dsn)
+        return PostgresContactLog(settings.postgres_dsn, schema=schema)
     from loyalty_ml.campaigns.store_sqlite import SqliteContactLog
 
     return SqliteContactLog(settings.path("campaigns", "contact_log.sqlite"))

@@ -1,0 +1,199 @@
+"""The at-risk list: who to recall, with which benefit, ranked by the recall's expected net value.
+
+``build_at_risk`` is pure: scored members, benefit options and a ``ContactView`` in, a
+``BuiltCampaign`` (API payload + contacts to record) out. The rules (caps, quiet periods, budget,
+strategy) come through ``policy_adapter``; ``create_at_risk_campaign`` runs the builder inside the
+contact log's creation transaction.
+
+Stages and the ``excluded`` counter each one feeds: eligibility (``ineligible``: no eligible
+option) → contact policy (``contact_cap`` incl. quiet periods, ``suppressed``, ``unsubscribed``) →
+holdout (a random share, decided per campaign and member, is kept as ``none``) → budget (``budget``)
+→ ``limit``. Treated members are logged with propensity ``1 - holdout_share``, holdout members with
+``holdout_share``, so the offers export supports inverse-propensity estimates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from loyalty_ml.campaigns import policy_adapter
+from loyalty_ml.campaigns.contact_log import (
+    BuiltCampaign,
+    CampaignResult,
+    ContactLog,
+    ContactRow,
+    ContactView,
+)
+
+NONE_BENEFIT = "none"
+EXCLUDED_KEYS = ("contact_cap", "suppressed", "unsubscribed", "budget", "ineligible")
+# Contact-policy drop reasons the API's five ``excluded`` counters absorb.
+EXCLUDED_BY_REASON = {
+    "quiet_period": "contact_cap",
+    "duplicate": "contact_cap",
+    "unknown_channel": "ineligible",
+}
+SCORED_COLUMNS = (
+    "member_id",
+    "churn_probability",
+    "risk_band",
+    "value",
+    "value_segment",
+    "reasons",
+)
+OPTION_COLUMNS = ("member_id", "benefit_id", "expected_net_value", "cost", "eligible")
+
+
+@dataclass(frozen=True)
+class AtRiskRequest:
+    campaign_id: str
+    limit: int
+    budget: float | None = None
+    min_probability: float | None = None
+    value_segments: tuple[str, ...] | None = None
+    channel: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The canonical request body the contact log hashes for idempotency."""
+        return {
+            "campaign_id": self.campaign_id,
+            "limit": self.limit,
+            "budget": self.budget,
+            "min_probability": self.min_probability,
+            "value_segments": sorted(self.value_segments) if self.value_segments else None,
+            "channel": self.channel,
+        }
+
+
+@dataclass(frozen=True)
+class CampaignPolicy:
+    """Policy inputs for one list; ``config`` is ``loyalty_ml.policy.load_policy()``'s result."""
+
+    config: Any = None
+    holdout_share: float = 0.1
+    default_channel: str = "email"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def in_holdout(campaign_id: str, member_id: str, share: float) -> bool:
+    """A reproducible random draw: the same member in the same campaign always lands the same."""
+    if share <= 0:
+        return False
+    digest = hashlib.sha256(f"{campaign_id}\x00{member_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def best_options(options: pd.DataFrame) -> pd.DataFrame:
+    """Per member, the eligible option with the highest expected net value (``none`` allowed)."""
+    eligible = options[options["eligible"].astype(bool)]
+    ranked = eligible.sort_values(
+        ["member_id", "expected_net_value", "cost"], ascending=[True, False, True], kind="stable"
+    )
+    return ranked.drop_duplicates("member_id", keep="first")
+
+
+def build_at_risk(
+    scored: pd.DataFrame,
+    options: pd.DataFrame,
+    view: ContactView,
+    request: AtRiskRequest,
+    policy: CampaignPolicy,
+) -> BuiltCampaign:
+    excluded = dict.fromkeys(EXCLUDED_KEYS, 0)
+    channel = request.channel or policy.default_channel
+    targeted = scored.assign(member_id=scored["member_id"].astype(str))
+    if request.min_probability is not None:
+        targeted = targeted[targeted["churn_probability"] >= request.min_probability]
+    if request.value_segments:
+        targeted = targeted[targeted["value_segment"].isin(request.value_segments)]
+
+    opts = options.assign(member_id=options["member_id"].astype(str))
+    best = best_options(opts[opts["member_id"].isin(targeted["member_id"])])
+    excluded["ineligible"] = int((~targeted["member_id"].isin(best["member_id"])).sum())
+    candidates = targeted.merge(
+        best[list(OPTION_COLUMNS)], on="member_id", how="inner", validate="one_to_one"
+    ).sort_values(
+        ["expected_net_value", "churn_probability", "member_id"], ascending=[False, False, True]
+    )
+
+    kept, dropped = policy_adapter.apply_contact_policy(
+        candidates.assign(channel=channel),
+        view.contacts,
+        view.now,
+        policy.config,
+        view.suppressed,
+        view.unsubscribed,
+    )
+    for reason, count in dropped["reason"].value_counts().items():
+        key = EXCLUDED_BY_REASON.get(str(reason), str(reason))
+        excluded[key] = excluded.get(key, 0) + int(count)
+
+    share = min(max(policy.holdout_share, 0.0), 1.0)
+    holdout = kept["member_id"].map(lambda m: in_holdout(request.campaign_id, m, share))
+    kept = kept.assign(
+        holdout=holdout.astype(bool),
+        propensity=holdout.map(lambda h: share if h else 1.0 - share),
+    )
+    kept.loc[kept["holdout"], ["benefit_id", "cost"]] = [NONE_BENEFIT, 0.0]
+    affordable, over_budget = policy_adapter.allocate(kept, request.budget)
+    excluded["budget"] = len(over_budget)
+    final = affordable.head(request.limit)
+
+    members: list[dict[str, Any]] = []
+    contacts: list[ContactRow] = []
+    for row in final.itertuples(index=False):
+        reasons = list(row.reasons) if isinstance(row.reasons, list | tuple) else []
+        members.append(
+            {
+                "member_id": row.member_id,
+                "churn_probability": float(row.churn_probability),
+                "risk_band": str(row.risk_band),
+                "value_segment": str(row.value_segment),
+                "reasons": reasons,
+                "strategy": policy_adapter.recall_strategy(
+                    str(row.value_segment), reasons, policy.config
+                ),
+                "benefit_id": str(row.benefit_id),
+                "expected_net_value": float(row.expected_net_value),
+                "cost": float(row.cost),
+                "channel": channel,
+                "holdout": bool(row.holdout),
+                "propensity": float(row.propensity),
+            }
+        )
+        contacts.append(
+            ContactRow(
+                member_id=row.member_id,
+                channel=channel,
+                benefit_id=str(row.benefit_id),
+                cost=float(row.cost),
+                propensity=float(row.propensity),
+                holdout=bool(row.holdout),
+            )
+        )
+    payload = {"campaign_id": request.campaign_id, "members": members, "excluded": excluded}
+    return BuiltCampaign(payload, contacts)
+
+
+def create_at_risk_campaign(
+    log: ContactLog,
+    request: AtRiskRequest,
+    scored: pd.DataFrame,
+    options: pd.DataFrame,
+    policy: CampaignPolicy,
+    now: datetime | None = None,
+) -> CampaignResult:
+    """Build and record the list in one contact-log transaction (idempotent per campaign id)."""
+    return log.create_campaign(
+        request.campaign_id,
+        request.body(),
+        lambda view: build_at_risk(scored, options, view, request, policy),
+        channel=request.channel or policy.default_channel,
+        lookback_days=policy_adapter.lookback_days(policy.config),
+        now=now,
+    )

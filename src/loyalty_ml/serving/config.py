@@ -1,0 +1,122 @@
+"""Typed serving configuration (``config/serving.yaml``): limits, key scopes, timeouts, fallbacks."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from loyalty_ml.errors import ConfigError
+from loyalty_ml.settings import get_settings
+
+Scope = Literal["storefront", "campaigns", "admin"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpLimits(_Strict):
+    max_body_bytes: int = Field(262_144, ge=1024)
+    max_batch_member_ids: int = Field(1000, ge=1, le=1000)
+    max_recommendations: int = Field(100, ge=1, le=100)
+    max_cart_items: int = Field(200, ge=1)
+    max_campaign_limit: int = Field(100_000, ge=1)
+
+
+class Timeouts(_Strict):
+    recommend: int = Field(80, ge=1)
+    churn_score: int = Field(2000, ge=1)
+    benefits: int = Field(1000, ge=1)
+    at_risk: int = Field(120_000, ge=1)
+
+
+class AuthConfig(_Strict):
+    header: str = "x-api-key"
+    keys_env: str = "LOYALTY_API_KEYS"
+    keys_file: Path | None = None
+    key_scopes: dict[str, list[Scope]] = Field(
+        default_factory=lambda: {
+            "storefront": ["storefront"],
+            "campaigns": ["campaigns"],
+            "admin": ["admin", "campaigns", "storefront"],
+        }
+    )
+    routes: dict[str, Scope] = Field(
+        default_factory=lambda: {
+            "/recommend": "storefront",
+            "/churn_score": "campaigns",
+            "/benefits": "campaigns",
+            "/campaigns": "campaigns",
+            "/admin": "admin",
+        }
+    )
+    public: list[str] = Field(
+        default_factory=lambda: [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/docs",
+            "/redoc",
+            "/openapi.json",
+        ]
+    )
+
+    @field_validator("header")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_file or get_settings().path("api_keys.json")
+
+
+class FallbackConfig(_Strict):
+    popular_items: int = Field(100, ge=1)
+    refresh_s: float = Field(300, gt=0)
+
+
+class CampaignConfig(_Strict):
+    holdout_share: float = Field(0.1, ge=0.0, lt=1.0)
+    default_channel: str = "email"
+    postgres_schema: str = Field("loyalty", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class RuntimeConfig(_Strict):
+    gc_freeze: bool = True
+    reload_poll_s: float = Field(0, ge=0)
+
+
+class ServingConfig(_Strict):
+    http: HttpLimits = HttpLimits()
+    timeouts_ms: Timeouts = Timeouts()
+    auth: AuthConfig = AuthConfig()
+    fallback: FallbackConfig = FallbackConfig()
+    campaigns: CampaignConfig = CampaignConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+
+def read_serving_config(path: Path) -> ServingConfig:
+    try:
+        raw = yaml.safe_load(path.read_text()) if path.exists() else {}
+        return ServingConfig.model_validate(raw or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path.name}: {key}: {first['msg']}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name}: not valid YAML ({exc})") from exc
+
+
+@lru_cache(maxsize=4)
+def _cached(path: str) -> ServingConfig:
+    return read_serving_config(Path(path))
+
+
+def load_serving_config(path: Path | None = None) -> ServingConfig:
+    """``config/serving.yaml`` (or ``LOYALTY_CONFIG_DIR``'s copy); defaults when absent."""
+    return _cached(str(path or get_settings().config_dir / "serving.yaml"))

@@ -1,0 +1,125 @@
+"""The at-risk builder on small frames whose right answer is known."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from loyalty_ml.campaigns.at_risk import (
+    AtRiskRequest,
+    CampaignPolicy,
+    build_at_risk,
+    create_at_risk_campaign,
+    in_holdout,
+)
+from loyalty_ml.campaigns.contact_log import ContactView, contacts_frame
+from loyalty_ml.campaigns.store_sqlite import SqliteContactLog
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+NO_HOLDOUT = CampaignPolicy(holdout_share=0.0)
+
+
+def scored(n: int = 6) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "member_id": [f"m{i}" for i in range(n)],
+            "churn_probability": [0.9 - 0.1 * i for i in range(n)],
+            "risk_band": ["high"] * n,
+            "value": [100.0] * n,
+            "value_segment": ["high" if i % 2 == 0 else "mid" for i in range(n)],
+            "reasons": [[{"code": "recency", "weight": 0.5}]] * n,
+        }
+    )
+
+
+def options(n: int = 6) -> pd.DataFrame:
+    rows = []
+    for i in range(n):
+        # expected net value grows with i, so the ranking is the reverse of the member order
+        rows.append((f"m{i}", "voucher_10", 10.0 + i, 10.0, i != 5))
+        rows.append((f"m{i}", "none", 1.0, 0.0, i != 5))
+    return pd.DataFrame(
+        rows, columns=["member_id", "benefit_id", "expected_net_value", "cost", "eligible"]
+    )
+
+
+def empty_view(**kw) -> ContactView:
+    return ContactView(contacts_frame([]), frozenset(), frozenset(), NOW, **kw)
+
+
+def test_ranked_by_expected_net_value_with_ineligible_counted() -> None:
+    built = build_at_risk(scored(), options(), empty_view(), AtRiskRequest("c", 10), NO_HOLDOUT)
+    ids = [m["member_id"] for m in built.payload["members"]]
+    assert ids == ["m4", "m3", "m2", "m1", "m0"]
+    assert built.payload["excluded"]["ineligible"] == 1
+    member = built.payload["members"][0]
+    assert member["benefit_id"] == "voucher_10" and member["channel"] == "email"
+    assert member["strategy"]
+    assert len(built.contacts) == 5
+
+
+def test_filters_limit_and_budget() -> None:
+    request = AtRiskRequest(
+        "c", limit=2, budget=15.0, min_probability=0.55, value_segments=("high",)
+    )
+    built = build_at_risk(scored(), options(), empty_view(), request, NO_HOLDOUT)
+    # m0, m2 are high and >= 0.55; ranked m2 (12) then m0 (10); budget 15 fits one voucher
+    assert [m["member_id"] for m in built.payload["members"]] == ["m2"]
+    assert built.payload["excluded"]["budget"] == 1
+
+
+def test_contact_policy_exclusions_are_counted() -> None:
+    log = contacts_frame(
+        [
+            ("old", "m4", NOW - timedelta(days=2), "email", "v"),
+            ("old", "m3", NOW - timedelta(days=20), "email", "v"),
+        ]
+    )
+    view = ContactView(log, frozenset({"m2"}), frozenset({"m1"}), NOW)
+    built = build_at_risk(scored(), options(), view, AtRiskRequest("c", 10), NO_HOLDOUT)
+    excluded = built.payload["excluded"]
+    assert excluded["suppressed"] == 1 and excluded["unsubscribed"] == 1
+    assert excluded["contact_cap"] >= 1  # m4 contacted two days ago (quiet period)
+    assert "m2" not in {m["member_id"] for m in built.payload["members"]}
+
+
+def test_holdout_share_kept_as_none_with_propensities() -> None:
+    n = 400
+    sc = scored(n).assign(value_segment="mid")
+    opts = pd.DataFrame(
+        {
+            "member_id": [f"m{i}" for i in range(n)],
+            "benefit_id": "voucher_10",
+            "expected_net_value": 5.0,
+            "cost": 10.0,
+            "eligible": True,
+        }
+    )
+    policy = CampaignPolicy(holdout_share=0.2)
+    built = build_at_risk(sc, opts, empty_view(), AtRiskRequest("c", n), policy)
+    members = built.payload["members"]
+    holdout = [m for m in members if m["holdout"]]
+    assert 0.12 < len(holdout) / n < 0.28
+    assert all(m["benefit_id"] == "none" and m["cost"] == 0 for m in holdout)
+    assert all(m["propensity"] == pytest.approx(0.2) for m in holdout)
+    assert all(m["propensity"] == pytest.approx(0.8) for m in members if not m["holdout"])
+    assert in_holdout("c", "m1", 0.2) == in_holdout("c", "m1", 0.2)
+
+
+def test_recorded_through_the_contact_log(tmp_path) -> None:
+    log = SqliteContactLog(tmp_path / "cl.sqlite")
+    request = AtRiskRequest("c1", 3)
+    first = create_at_risk_campaign(log, request, scored(), options(), NO_HOLDOUT, now=NOW)
+    assert len(first.payload["members"]) == 3
+    # a later campaign sees these contacts (quiet period) and picks the remaining two
+    later = create_at_risk_campaign(
+        log, AtRiskRequest("c2", 3), scored(), options(), NO_HOLDOUT, now=NOW + timedelta(hours=1)
+    )
+    first_ids = {m["member_id"] for m in first.payload["members"]}
+    later_ids = {m["member_id"] for m in later.payload["members"]}
+    assert not first_ids & later_ids
+    assert later.payload["excluded"]["contact_cap"] == 3
+    offers = log.offers("c1")
+    assert len(offers) == 3 and set(offers["benefit_id"]) == {"voucher_10"}
