@@ -149,18 +149,20 @@ class ValidationReport:
 
         table = Table(
             title=self.headline(),
-            caption="rows: 1-based data rows, header not counted (CSV line = row + 1)",
+            caption="red: error, yellow: warning; rows: 1-based data rows, header not counted "
+            "(CSV line = row + 1)",
             show_lines=False,
         )
-        for name in ("severity", "kind", "file", "column", "count", "first rows", "message"):
-            table.add_column(name, overflow="fold")
+        table.add_column("kind", no_wrap=True)
+        table.add_column("where", overflow="fold")
+        table.add_column("count", justify="right")
+        table.add_column("first rows", overflow="fold")
+        table.add_column("message", overflow="fold", ratio=2)
         for p in self.problems:
             colour = "red" if p.severity == "error" else "yellow"
             table.add_row(
-                f"[{colour}]{p.severity}[/]",
-                p.kind,
-                p.file,
-                p.column or "",
+                f"[{colour}]{p.kind}[/]",
+                p.where(),
                 f"{p.count:,}",
                 ", ".join(str(r) for r in p.rows),
                 p.message,
@@ -267,16 +269,17 @@ def _check_column(
             low = known & (
                 (number <= col.min_value) if col.min_exclusive else (number < col.min_value)
             )
-            if col.min_value == 0 and not col.min_exclusive:
-                out.add("negative_value", col.name, low, f"negative: {_examples(raw, low)}")
-            else:
-                sign = ">" if col.min_exclusive else "≥"
-                out.add(
-                    "out_of_range",
-                    col.name,
-                    low,
-                    f"must be {sign} {col.min_value:g}: {_examples(raw, low)}",
-                )
+            # Below zero is its own kind (a sign or refund bug); other floors are range checks.
+            negative = low & (number < 0) if col.min_value >= 0 else np.zeros_like(low)
+            out.add("negative_value", col.name, negative, f"negative: {_examples(raw, negative)}")
+            rest = low & ~negative
+            sign = ">" if col.min_exclusive else "≥"
+            out.add(
+                "out_of_range",
+                col.name,
+                rest,
+                f"must be {sign} {col.min_value:g}: {_examples(raw, rest)}",
+            )
         if col.max_value is not None:
             high = known & (number > col.max_value)
             out.add(
