@@ -27,7 +27,7 @@ from loyalty_ml.contract.io import Dataset
 from loyalty_ml.errors import MissingDataError
 from loyalty_ml.features.config import FeaturesConfig, load_features_config
 from loyalty_ml.features.timeindex import NS_PER_DAY, TimeIndex, ratio, ts_ns
-from loyalty_ml.timeutil import to_utc
+from loyalty_ml.timeutil import to_utc, utc_series
 
 ENTITY_COLUMNS = ("member_id", "event_timestamp")
 FAMILY_ORDER = ("rfm", "engagement", "service", "preferences", "static", "loyalty")
@@ -515,7 +515,7 @@ def build_member_features_at(
     names = _resolve(dataset, families)
     ctx = Context(dataset, config)
     ids = entities["member_id"].astype(str).reset_index(drop=True)
-    stamps = pd.to_datetime(entities["event_timestamp"], utc=True).reset_index(drop=True)
+    stamps = utc_series(entities["event_timestamp"]).reset_index(drop=True)
     if stamps.isna().any():
         raise MissingDataError("entity rows: event_timestamp has missing or unparseable values")
     codes = ctx.member_codes(ids)

@@ -1,0 +1,109 @@
+"""Feast objects (entities, sources, views, services) built from the feature-table manifest.
+
+Both the declarative repo in ``features/`` (for ``feast plan/apply``) and
+:mod:`loyalty_ml.features.store` take their objects from here, so the two never diverge. Views
+exist only for families whose table was built; each feature service lists in its tags the
+families it would use but cannot (``unavailable``) and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from loyalty_ml.features.config import FeaturesConfig, load_features_config
+from loyalty_ml.features.tables import PRODUCT_FAMILY, Manifest, read_manifest
+
+PRODUCT_SERVICE = "products_v1"
+
+
+def view_name(family: str) -> str:
+    return "product_stats" if family == PRODUCT_FAMILY else f"member_{family}"
+
+
+@dataclass
+class FeastObjects:
+    entities: dict[str, object] = field(default_factory=dict)
+    sources: dict[str, object] = field(default_factory=dict)
+    views: dict[str, object] = field(default_factory=dict)
+    services: dict[str, object] = field(default_factory=dict)
+    unavailable: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def all(self) -> list[object]:
+        return [
+            *self.entities.values(),
+            *self.sources.values(),
+            *self.views.values(),
+            *self.services.values(),
+        ]
+
+
+def feast_objects(
+    manifest: Manifest | None = None,
+    config: FeaturesConfig | None = None,
+    home: Path | None = None,
+) -> FeastObjects:
+    """All Feast objects for the tables in ``manifest`` (default: the one under LOYALTY_HOME)."""
+    from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+    from feast.types import Float64, Int64, String
+
+    types = {"Int64": Int64, "Float64": Float64, "String": String}
+    config = config or load_features_config()
+    manifest = manifest if manifest is not None else read_manifest(home)
+    out = FeastObjects()
+    member = Entity(
+        name="member",
+        join_keys=["member_id"],
+        value_type=ValueType.STRING,
+        description="A loyalty-programme member",
+    )
+    product = Entity(
+        name="product",
+        join_keys=["product_id"],
+        value_type=ValueType.STRING,
+        description="A product",
+    )
+    out.entities = {"member": member, "product": product}
+    if manifest is None:
+        return out
+    ttl = timedelta(days=config.store.ttl_days)
+    for family, table in manifest.tables.items():
+        name = view_name(family)
+        source = FileSource(
+            name=f"{name}_source",
+            path=table.path,
+            timestamp_field="event_timestamp",
+            description=f"{family} feature snapshots written by `loyalty features build`",
+        )
+        entity = product if table.entity == "product" else member
+        out.sources[name] = source
+        out.views[name] = FeatureView(
+            name=name,
+            entities=[entity],
+            ttl=ttl,
+            source=source,
+            schema=[Field(name=col, dtype=types[kind]) for col, kind in table.columns.items()],
+            online=True,
+            tags={"family": family},
+        )
+    services = dict(config.store.services)
+    services[PRODUCT_SERVICE] = [PRODUCT_FAMILY]
+    for service, families in services.items():
+        present = [view_name(f) for f in families if view_name(f) in out.views]
+        missing = {
+            f: manifest.absent.get(f, "not built")
+            for f in families
+            if view_name(f) not in out.views
+        }
+        out.unavailable[service] = missing
+        tags = {"unavailable": ",".join(sorted(missing))} if missing else {}
+        tags.update({f"unavailable.{f}": why for f, why in missing.items()})
+        if present:
+            out.services[service] = FeatureService(
+                name=service,
+                features=[out.views[v] for v in present],
+                tags=tags,
+                description=f"features of model {service}",
+            )
+    return out
