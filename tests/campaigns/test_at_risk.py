@@ -65,15 +65,31 @@ def test_filters_limit_and_budget() -> None:
         "c", limit=2, budget=15.0, min_probability=0.55, value_segments=("high",)
     )
     built = build_at_risk(scored(), options(), empty_view(), request, NO_HOLDOUT)
-    # m0, m2 are high and >= 0.55; ranked m2 (12) then m0 (10); budget 15 fits one voucher
-    assert [m["member_id"] for m in built.payload["members"]] == ["m2"]
-    assert built.payload["excluded"]["budget"] == 1
+    # m0, m2 are high and >= 0.55; the budget funds one voucher (m2's, worth more); m0 is still
+    # recalled with its next option, `none` (value 1 > 0)
+    members = built.payload["members"]
+    assert [(m["member_id"], m["benefit_id"]) for m in members] == [
+        ("m2", "voucher_10"),
+        ("m0", "none"),
+    ]
+    assert sum(m["cost"] for m in members) <= 15.0
+    assert built.payload["excluded"]["budget"] == 0
+
+
+def test_members_without_a_funded_positive_option_count_as_budget() -> None:
+    opts = options()
+    opts = opts[opts["benefit_id"] != "none"]  # only vouchers: no free fallback
+    request = AtRiskRequest("c", limit=10, budget=25.0)
+    built = build_at_risk(scored(), opts, empty_view(), request, NO_HOLDOUT)
+    assert len(built.payload["members"]) == 2
+    assert built.payload["excluded"]["budget"] == 3
+    assert built.payload["excluded"]["ineligible"] == 1
 
 
 def test_contact_policy_exclusions_are_counted() -> None:
     log = contacts_frame(
         [
-            ("old", "m4", NOW - timedelta(days=2), "email", "v"),
+            ("old", "m4", NOW - timedelta(hours=20), "email", "v"),
             ("old", "m3", NOW - timedelta(days=20), "email", "v"),
         ]
     )
@@ -81,7 +97,7 @@ def test_contact_policy_exclusions_are_counted() -> None:
     built = build_at_risk(scored(), options(), view, AtRiskRequest("c", 10), NO_HOLDOUT)
     excluded = built.payload["excluded"]
     assert excluded["suppressed"] == 1 and excluded["unsubscribed"] == 1
-    assert excluded["contact_cap"] >= 1  # m4 contacted two days ago (quiet period)
+    assert excluded["contact_cap"] >= 1  # m4 contacted 20 h ago (quiet period)
     assert "m2" not in {m["member_id"] for m in built.payload["members"]}
 
 

@@ -90,11 +90,34 @@ def in_holdout(campaign_id: str, member_id: str, share: float) -> bool:
 
 def best_options(options: pd.DataFrame) -> pd.DataFrame:
     """Per member, the eligible option with the highest expected net value (``none`` allowed)."""
-    eligible = options[options["eligible"].astype(bool)]
-    ranked = eligible.sort_values(
+    ranked = options.sort_values(
         ["member_id", "expected_net_value", "cost"], ascending=[True, False, True], kind="stable"
     )
     return ranked.drop_duplicates("member_id", keep="first")
+
+
+def _choose_benefits(
+    options: pd.DataFrame, members: pd.Series, budget: float | None
+) -> tuple[pd.DataFrame, int]:
+    """One option per member (``none`` when nothing has positive value); ``(choice, unfunded)``.
+
+    Without a budget each member gets their best option; with one, ``policy.allocate`` picks at
+    most one option per member within it, and members with a positive option left unfunded are
+    the ``budget`` exclusions.
+    """
+    opts = options[options["member_id"].isin(members)]
+    best = best_options(opts)
+    if budget is None:
+        return best, 0
+    chosen = policy_adapter.allocate(
+        opts.assign(option_id=opts["benefit_id"], value=opts["expected_net_value"]), budget
+    )
+    chosen = chosen.drop(columns=["option_id", "value"])
+    positive = set(best.loc[best["expected_net_value"] > 0, "member_id"])
+    unfunded = positive - set(chosen["member_id"])
+    rest = best[~best["member_id"].isin(chosen["member_id"]) & ~best["member_id"].isin(unfunded)]
+    rest = rest.assign(benefit_id=NONE_BENEFIT, cost=0.0, expected_net_value=0.0)
+    return pd.concat([chosen, rest], ignore_index=True), len(unfunded)
 
 
 def build_at_risk(
@@ -105,63 +128,85 @@ def build_at_risk(
     policy: CampaignPolicy,
 ) -> BuiltCampaign:
     excluded = dict.fromkeys(EXCLUDED_KEYS, 0)
-    channel = request.channel or policy.default_channel
     targeted = scored.assign(member_id=scored["member_id"].astype(str))
     if request.min_probability is not None:
         targeted = targeted[targeted["churn_probability"] >= request.min_probability]
     if request.value_segments:
         targeted = targeted[targeted["value_segment"].isin(request.value_segments)]
 
+    # Eligibility: a member with no eligible option (not even `none`) cannot be recalled.
     opts = options.assign(member_id=options["member_id"].astype(str))
-    best = best_options(opts[opts["member_id"].isin(targeted["member_id"])])
-    excluded["ineligible"] = int((~targeted["member_id"].isin(best["member_id"])).sum())
-    candidates = targeted.merge(
-        best[list(OPTION_COLUMNS)], on="member_id", how="inner", validate="one_to_one"
-    ).sort_values(
-        ["expected_net_value", "churn_probability", "member_id"], ascending=[False, False, True]
+    opts = opts[opts["eligible"].astype(bool) & opts["member_id"].isin(targeted["member_id"])]
+    has_option = targeted["member_id"].isin(opts["member_id"])
+    excluded["ineligible"] = int((~has_option).sum())
+    targeted = targeted[has_option]
+
+    # Strategy per member: its name, channel hint and (possibly reduced) contact cap.
+    strategies = [
+        policy_adapter.recall_strategy(str(seg), _reason_list(reasons), policy.config)
+        for seg, reasons in zip(targeted["value_segment"], targeted["reasons"], strict=True)
+    ]
+    candidates = targeted.assign(
+        strategy=[s.name for s in strategies],
+        channel=[request.channel or s.channel_hint or policy.default_channel for s in strategies],
     )
+    caps = [s.max_contacts_7d for s in strategies]
+    if any(c is not None for c in caps):
+        candidates["max_contacts_7d"] = pd.array(caps, dtype="Int64")
 
     kept, dropped = policy_adapter.apply_contact_policy(
-        candidates.assign(channel=channel),
-        view.contacts,
-        view.now,
-        policy.config,
-        view.suppressed,
-        view.unsubscribed,
+        candidates, view.contacts, view.now, policy.config, view.suppressed, view.unsubscribed
     )
     for reason, count in dropped["reason"].value_counts().items():
         key = EXCLUDED_BY_REASON.get(str(reason), str(reason))
         excluded[key] = excluded.get(key, 0) + int(count)
 
+    # Holdout: a random share kept as `none` (control); it takes no budget.
     share = min(max(policy.holdout_share, 0.0), 1.0)
-    holdout = kept["member_id"].map(lambda m: in_holdout(request.campaign_id, m, share))
-    kept = kept.assign(
-        holdout=holdout.astype(bool),
-        propensity=holdout.map(lambda h: share if h else 1.0 - share),
+    holdout = (
+        kept["member_id"].map(lambda m: in_holdout(request.campaign_id, m, share)).astype(bool)
     )
-    kept.loc[kept["holdout"], ["benefit_id", "cost"]] = [NONE_BENEFIT, 0.0]
-    affordable, over_budget = policy_adapter.allocate(kept, request.budget)
-    excluded["budget"] = len(over_budget)
-    final = affordable.head(request.limit)
+    treated_ids = kept.loc[~holdout, "member_id"]
+    choice, unfunded = _choose_benefits(opts, treated_ids, request.budget)
+    excluded["budget"] = unfunded
+    held = best_options(opts[opts["member_id"].isin(kept.loc[holdout, "member_id"])])
+    held = held.assign(benefit_id=NONE_BENEFIT, cost=0.0)
+    choice = pd.concat([choice.assign(holdout=False), held.assign(holdout=True)], ignore_index=True)
+    choice["propensity"] = choice["holdout"].map(lambda h: share if h else 1.0 - share)
+
+    final = (
+        kept.drop(columns=[c for c in ("benefit_id", "cost", "expected_net_value") if c in kept])
+        .merge(
+            choice[
+                ["member_id", "benefit_id", "expected_net_value", "cost", "holdout", "propensity"]
+            ],
+            on="member_id",
+            how="inner",
+            validate="one_to_one",
+        )
+        .sort_values(
+            ["expected_net_value", "churn_probability", "member_id"],
+            ascending=[False, False, True],
+            kind="stable",
+        )
+        .head(request.limit)
+    )
 
     members: list[dict[str, Any]] = []
     contacts: list[ContactRow] = []
     for row in final.itertuples(index=False):
-        reasons = list(row.reasons) if isinstance(row.reasons, list | tuple) else []
         members.append(
             {
                 "member_id": row.member_id,
                 "churn_probability": float(row.churn_probability),
                 "risk_band": str(row.risk_band),
                 "value_segment": str(row.value_segment),
-                "reasons": reasons,
-                "strategy": policy_adapter.recall_strategy(
-                    str(row.value_segment), reasons, policy.config
-                ),
+                "reasons": _reason_list(row.reasons),
+                "strategy": str(row.strategy),
                 "benefit_id": str(row.benefit_id),
                 "expected_net_value": float(row.expected_net_value),
                 "cost": float(row.cost),
-                "channel": channel,
+                "channel": str(row.channel),
                 "holdout": bool(row.holdout),
                 "propensity": float(row.propensity),
             }
@@ -169,7 +214,7 @@ def build_at_risk(
         contacts.append(
             ContactRow(
                 member_id=row.member_id,
-                channel=channel,
+                channel=str(row.channel),
                 benefit_id=str(row.benefit_id),
                 cost=float(row.cost),
                 propensity=float(row.propensity),
@@ -178,6 +223,10 @@ def build_at_risk(
         )
     payload = {"campaign_id": request.campaign_id, "members": members, "excluded": excluded}
     return BuiltCampaign(payload, contacts)
+
+
+def _reason_list(reasons: Any) -> list[dict[str, Any]]:
+    return [dict(r) for r in reasons] if isinstance(reasons, list | tuple) else []
 
 
 def create_at_risk_campaign(

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from loyalty_ml.errors import LoyaltyError
+
 DROP_REASONS = ("contact_cap", "quiet_period", "suppressed", "unsubscribed")
 
 
@@ -102,32 +104,50 @@ def _interim_contact_policy(
     return candidates[reason.isna()], dropped
 
 
-def allocate(candidates: pd.DataFrame, budget: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keep candidates (in their order) whose ``cost`` fits ``budget``: ``(kept, dropped)``."""
-    if budget is None:
-        return candidates, candidates.iloc[0:0]
+def allocate(options: pd.DataFrame, budget: float) -> pd.DataFrame:
+    """At most one option per member within ``budget``: the chosen rows of ``options``.
+
+    ``options``: ``member_id``, ``option_id``, ``value`` (expected net value), ``cost``. Options
+    with value <= 0 are never chosen.
+    """
     real = _policy_function("allocate")
     if real is not None:
-        result = real(candidates, budget)
-        kept = result[0] if isinstance(result, tuple) else result
-        dropped = candidates[~candidates["member_id"].isin(kept["member_id"])]
-        return kept, dropped
-    spent = 0.0
-    keep: list[bool] = []
-    for cost in candidates["cost"].astype(float):
-        fits = spent + cost <= budget + 1e-9
-        keep.append(fits)
-        spent += cost if fits else 0.0
-    mask = pd.Series(keep, index=candidates.index, dtype=bool)
-    return candidates[mask], candidates[~mask]
+        return real(options, budget)
+    ranked = options[options["value"] > 0].sort_values("value", ascending=False, kind="stable")
+    spent, chosen, seen = 0.0, [], set()
+    for idx, row in ranked.iterrows():
+        if row["member_id"] in seen or spent + float(row["cost"]) > budget + 1e-9:
+            continue
+        seen.add(row["member_id"])
+        spent += float(row["cost"])
+        chosen.append(idx)
+    return options.loc[chosen]
 
 
-def recall_strategy(value_segment: str, reasons: list[dict[str, Any]], config: Any) -> str:
+@dataclass(frozen=True)
+class StrategyView:
+    """What the at-risk list needs from a recall strategy."""
+
+    name: str
+    channel_hint: str | None = None
+    max_contacts_7d: int | None = None
+
+
+def recall_strategy(value_segment: str, reasons: list[dict[str, Any]], config: Any) -> StrategyView:
+    """The configured strategy for a segment and its reasons (codes by weight, unknown ones ignored)."""
+    codes = [str(r.get("code")) for r in sorted(reasons, key=lambda r: -float(r.get("weight", 0)))]
     real = _policy_function("recall_strategy")
     if real is not None:
-        return str(real(value_segment, reasons, config))
+        known = getattr(config, "reasons", None)
+        if known is not None:
+            codes = [c for c in codes if c in known]
+        try:
+            strategy = real(value_segment, codes, config)
+        except LoyaltyError:
+            return StrategyView("default_recall")
+        return StrategyView(
+            str(strategy.name), strategy.channel_hint, int(strategy.max_contacts_7d)
+        )
     if value_segment in ("high", "vip", "top"):
-        return "personal_outreach"
-    if reasons and str(reasons[0].get("code", "")).startswith("price"):
-        return "discount_reminder"
-    return "reactivation_message"
+        return StrategyView("vip_recall")
+    return StrategyView("standard_recall")

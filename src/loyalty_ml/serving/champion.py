@@ -1,0 +1,250 @@
+"""The real backend: champions from MLflow aliases, the online feature reader, the contact log.
+
+Everything loaded lives in one immutable ``_State``; a handler reads ``self._state`` once and
+uses that snapshot, so ``reload`` (build a new state in a thread, then one reference assignment)
+never disturbs requests in flight. A component that fails to load is ``None`` with a message:
+readiness says why, ``/recommend`` degrades, the other endpoints answer 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from loyalty_ml.campaigns import policy_adapter
+from loyalty_ml.campaigns.at_risk import CampaignPolicy
+from loyalty_ml.campaigns.contact_log import ContactLog, open_contact_log
+from loyalty_ml.serving import adapters, campaign_ops
+from loyalty_ml.serving.adapters import AdapterMissing, Loaded
+from loyalty_ml.serving.backend import NotReady, UnknownMember
+from loyalty_ml.serving.config import ServingConfig
+from loyalty_ml.serving.schemas import (
+    AtRiskRequest,
+    AtRiskResponse,
+    BenefitOption,
+    BenefitsResponse,
+    CancelResponse,
+    ChurnScore,
+    ChurnScoreResponse,
+    ComponentStatus,
+    Readiness,
+    RecommendedItem,
+    RecommendRequest,
+    RecommendResponse,
+    ReloadResponse,
+)
+
+log = logging.getLogger(__name__)
+DATASET_ENV = "LOYALTY_DATASET"
+INLINE_BATCH = 50  # larger feature reads run in a worker thread
+
+
+@dataclass(frozen=True)
+class _State:
+    generation: int = 0
+    churn: Loaded | None = None
+    recs: Loaded | None = None
+    benefits: Loaded | None = None
+    online: Any = None
+    policy_config: Any = None
+    messages: dict[str, str] = field(default_factory=dict)
+
+
+def _try(messages: dict[str, str], name: str, fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except AdapterMissing as exc:
+        messages[name] = str(exc)
+    except Exception as exc:  # a broken component must not stop the others
+        messages[name] = f"{type(exc).__name__} while loading: {exc}"
+        log.warning("could not load %s: %s", name, type(exc).__name__)
+    return None
+
+
+class ChampionBackend:
+    def __init__(self, config: ServingConfig, dataset: str | None = None) -> None:
+        self.config = config
+        self.dataset = dataset or os.environ.get(DATASET_ENV, "demo")
+        self._state = _State(messages={"models": "not loaded yet"})
+        self._reload_task: asyncio.Task[None] | None = None
+        self._log: ContactLog | None = None
+        self._log_error = ""
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _load(self, generation: int) -> _State:
+        messages: dict[str, str] = {}
+        churn = _try(messages, "churn_model", adapters.load_churn, self.dataset)
+        recs = _try(messages, "recs_model", adapters.load_recommender, self.dataset)
+        benefits = _try(messages, "benefit_model", adapters.load_benefits, self.dataset)
+        online = _try(messages, "online_store", adapters.open_online_store)
+        policy_config = _try(messages, "policy", policy_adapter.load_policy_config)
+        return _State(generation, churn, recs, benefits, online, policy_config, messages)
+
+    async def start(self) -> None:
+        self._state = await asyncio.to_thread(self._load, 1)
+        try:
+            self._log = await asyncio.to_thread(
+                open_contact_log, None, self.config.campaigns.postgres_schema
+            )
+        except Exception as exc:
+            self._log_error = f"{type(exc).__name__}: {exc}"
+            log.warning("contact log unavailable: %s", type(exc).__name__)
+
+    async def stop(self) -> None:
+        if self._reload_task is not None:
+            self._reload_task.cancel()
+        if self._log is not None:
+            self._log.close()
+
+    async def reload(self) -> ReloadResponse:
+        if self._reload_task is not None and not self._reload_task.done():
+            return ReloadResponse(status="already_running", generation=self._state.generation)
+        next_generation = self._state.generation + 1
+
+        async def run() -> None:
+            state = await asyncio.to_thread(self._load, next_generation)
+            self._state = state  # one reference swap: in-flight requests keep their snapshot
+            log.info("reloaded champions: generation %d", state.generation)
+
+        self._reload_task = asyncio.create_task(run())
+        return ReloadResponse(status="started", generation=next_generation)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _need(self, state: _State, name: str, value: Any) -> Any:
+        if value is None:
+            raise NotReady(state.messages.get(name, f"{name} is not loaded"))
+        return value
+
+    async def _features(self, state: _State, member_ids: list[str]) -> pd.DataFrame:
+        online = self._need(state, "online_store", state.online)
+        if len(member_ids) > INLINE_BATCH:
+            return await asyncio.to_thread(adapters.member_features, online, member_ids)
+        return adapters.member_features(online, member_ids)
+
+    def _contact_log(self) -> ContactLog:
+        if self._log is None:
+            raise NotReady(f"contact log unavailable: {self._log_error}")
+        return self._log
+
+    def _campaign_policy(self, state: _State) -> CampaignPolicy:
+        cfg = self.config.campaigns
+        return CampaignPolicy(
+            config=state.policy_config,
+            holdout_share=cfg.holdout_share,
+            default_channel=cfg.default_channel,
+        )
+
+    # -- endpoints -------------------------------------------------------------------------
+    async def recommend(self, request: RecommendRequest) -> RecommendResponse:
+        state = self._state
+        recs = self._need(state, "recs_model", state.recs)
+        items, fallback = adapters.recommend(
+            recs.obj,
+            state.online,
+            request.member_id,
+            request.n,
+            request.context,
+            request.cart,
+            request.product_id,
+        )
+        return RecommendResponse(
+            member_id=request.member_id,
+            context=request.context,
+            items=[RecommendedItem.model_validate(i) for i in items],
+            fallback=fallback,
+            model_version=recs.version,
+        )
+
+    async def popular(self, n: int) -> list[RecommendedItem]:
+        state = self._state
+        recs = self._need(state, "recs_model", state.recs)
+        return [RecommendedItem.model_validate(i) for i in adapters.popular(recs.obj, n)]
+
+    async def churn_score(self, member_ids: list[str]) -> ChurnScoreResponse:
+        state = self._state
+        churn = self._need(state, "churn_model", state.churn)
+        features = await self._features(state, member_ids)
+        known = [m for m in member_ids if m in features.index]
+        rows = adapters.churn_rows(churn.obj, features.loc[known]) if known else []
+        return ChurnScoreResponse(
+            scores=[ChurnScore.model_validate(r) for r in rows],
+            unknown=[m for m in member_ids if m not in features.index],
+            model_version=churn.version,
+        )
+
+    async def benefits(self, member_id: str, budget: float | None) -> BenefitsResponse:
+        state = self._state
+        matcher = self._need(state, "benefit_model", state.benefits)
+        features = await self._features(state, [member_id])
+        if member_id not in features.index:
+            raise UnknownMember(f"unknown member {member_id!r}")
+        options = adapters.benefit_rows(matcher.obj, features.loc[[member_id]], budget)
+        ranked = options.sort_values("expected_net_value", ascending=False)
+        return BenefitsResponse(
+            member_id=member_id,
+            benefits=[
+                BenefitOption.model_validate(r)
+                for r in ranked.drop(columns=["member_id"], errors="ignore").to_dict("records")
+            ],
+            model_version=matcher.version,
+        )
+
+    async def at_risk(self, request: AtRiskRequest) -> AtRiskResponse:
+        state = self._state
+        churn = self._need(state, "churn_model", state.churn)
+        matcher = self._need(state, "benefit_model", state.benefits)
+        online = self._need(state, "online_store", state.online)
+        return await campaign_ops.at_risk(
+            self._contact_log(),
+            request,
+            self._campaign_policy(state),
+            scored=lambda: adapters.score_population(churn.obj, online),
+            options=lambda scored: adapters.population_options(matcher.obj, online, scored),
+        )
+
+    async def cancel_campaign(self, campaign_id: str) -> CancelResponse:
+        return await campaign_ops.cancel(self._contact_log(), campaign_id)
+
+    async def readiness(self) -> Readiness:
+        state = self._state
+        components: dict[str, ComponentStatus] = {}
+        for name, loaded in (
+            ("churn_model", state.churn),
+            ("recs_model", state.recs),
+            ("benefit_model", state.benefits),
+        ):
+            components[name] = ComponentStatus(
+                ready=loaded is not None,
+                version=loaded.version if loaded else None,
+                message=state.messages.get(name, "ok" if loaded else "not loaded"),
+            )
+        components["online_store"] = await self._probe(
+            "online_store", state, lambda: state.online.ping() if state.online else None
+        )
+        components["contact_log"] = await self._probe(
+            "contact_log", state, lambda: self._contact_log().ping()
+        )
+        modules = policy_adapter.uses_policy_module()
+        components["policy"] = ComponentStatus(
+            ready=True,
+            required=False,
+            message="loyalty_ml.policy"
+            if all(modules.values())
+            else "interim rules for: " + ", ".join(k for k, v in modules.items() if not v),
+        )
+        ready = all(c.ready for c in components.values() if c.required)
+        return Readiness(ready=ready, components=components)
+
+    async def _probe(self, name: str, state: _State, check: Any) -> ComponentStatus:
+        if name == "online_store" and state.online is None:
+            return ComponentStatus(ready=False, message=state.messages.get(name, "not loaded"))
+        try:
+            await asyncio.wait_for(asyncio.to_thread(check), 2.0)
+        except Exception as exc:
+            return ComponentStatus(ready=False, message=f"{type(exc).__name__}: {exc}"[:300])
+        return ComponentStatus(ready=True, message="ok")
