@@ -1,0 +1,823 @@
+"""Serving-time recommender: every list the request path needs is precomputed at build time.
+
+Per request the work is proportional to the member's history and the neighbour lists, never to the
+catalogue size: item → item neighbour lists (transitions, co-purchase, similar items), each
+member's factor-model top list, popularity (global, per segment, per category), repeat rates,
+product price/tier/catalogue flags. Scores of a source are divided by their maximum (as in the
+offline blend) and summed with the blend weights; ties break on item index, so results are
+deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from loyalty_ml.errors import LoyaltyError
+from loyalty_ml.recs.config import RecsConfig
+from loyalty_ml.recs.interactions import Interactions
+from loyalty_ml.recs.models import BlendModel, _FactorModel, _ItemItemModel
+
+log = logging.getLogger(__name__)
+Context = Literal["home", "cart", "post_purchase", "similar"]
+CONTEXTS: tuple[str, ...] = ("home", "cart", "post_purchase", "similar")
+BUNDLE_FILE = "recommender.npz"
+REASONS = {
+    "transitions": "bought_next",
+    "item_knn": "bought_together",
+    "als": "for_you",
+    "bpr": "for_you",
+    "category_popularity": "popular_in_your_categories",
+    "popularity": "popular",
+    "repeat": "buy_again",
+    "segment": "popular_in_segment",
+    "similar": "similar_item",
+    "complement": "goes_with",
+}
+
+
+@dataclass
+class RecommendationResult:
+    member_id: str
+    context: str
+    items: list[dict[str, Any]]
+    fallback: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def product_ids(self) -> list[str]:
+        return [i["product_id"] for i in self.items]
+
+
+def _csr_from_lists(lists: list[np.ndarray], vals: list[np.ndarray] | None, n_cols: int):
+    indptr = np.zeros(len(lists) + 1, np.int64)
+    indptr[1:] = np.cumsum([len(x) for x in lists])
+    indices = np.concatenate(lists).astype(np.int32) if lists else np.zeros(0, np.int32)
+    data = np.concatenate(vals).astype(np.float32) if vals else np.ones(len(indices), np.float32)
+    return indptr, indices, data
+
+
+class _Rows:
+    """A CSR-like list of (index, value) rows with fast row slicing (no scipy per request)."""
+
+    __slots__ = ("data", "indices", "indptr")
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> None:
+        self.indptr = np.asarray(indptr, np.int64)
+        self.indices = np.asarray(indices, np.int32)
+        self.data = np.asarray(data, np.float32)
+
+    @classmethod
+    def from_csr(cls, m: sp.csr_matrix, order_by_value: bool = True) -> _Rows:
+        m = sp.csr_matrix(m)
+        if order_by_value and m.nnz:
+            rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+            order = np.lexsort((m.indices, -m.data, rows))
+            return cls(m.indptr, m.indices[order], m.data[order])
+        return cls(m.indptr, m.indices, m.data)
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.indptr[i], self.indptr[i + 1]
+        return self.indices[lo:hi], self.data[lo:hi]
+
+    def rows(self, ids: np.ndarray, weights: np.ndarray | None = None):
+        if len(ids) == 1:
+            idx, val = self.row(int(ids[0]))
+            return idx, (val * weights[0] if weights is not None else val)
+        parts = [self.row(int(i)) for i in ids]
+        idx = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int32)
+        if weights is None:
+            val = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.float32)
+        else:
+            val = (
+                np.concatenate([p[1] * w for p, w in zip(parts, weights, strict=True)])
+                if parts
+                else np.zeros(0, np.float32)
+            )
+        return idx, val
+
+    def state(self, prefix: str) -> dict[str, np.ndarray]:
+        return {
+            f"{prefix}.indptr": self.indptr,
+            f"{prefix}.indices": self.indices,
+            f"{prefix}.data": self.data,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray], prefix: str) -> _Rows:
+        return cls(state[f"{prefix}.indptr"], state[f"{prefix}.indices"], state[f"{prefix}.data"])
+
+
+def _top_rows(dense_fn, n_rows: int, n_cols: int, k: int, exclude_self: bool) -> sp.csr_matrix:
+    """Top ``k`` per row of a dense function computed in blocks."""
+    block = max(1, 20_000_000 // max(n_cols, 1))
+    parts = []
+    for start in range(0, n_rows, block):
+        ids = np.arange(start, min(start + block, n_rows))
+        dense = np.asarray(dense_fn(ids), np.float32)
+        if exclude_self:
+            dense[np.arange(len(ids)), ids] = -np.inf
+        kk = min(k, n_cols)
+        idx = np.argpartition(-dense, kk - 1, axis=1)[:, :kk]
+        val = np.take_along_axis(dense, idx, axis=1)
+        keep = np.isfinite(val) & (val > 0)
+        rows = np.repeat(np.arange(len(ids)), keep.sum(axis=1))
+        parts.append(sp.csr_matrix((val[keep], (rows, idx[keep])), shape=(len(ids), n_cols)))
+    return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, n_cols))
+
+
+class Recommender:
+    """Answers ``recommend(member_id, n, context, ...)`` from precomputed arrays (see module doc)."""
+
+    def __init__(self, state: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        self.meta = meta
+        self.config = RecsConfig.model_validate(meta["config"])
+        self.weights: dict[str, float] = {k: float(v) for k, v in meta["weights"].items()}
+        self.item_ids = state["item_ids"].astype(str)
+        self.member_ids = state["member_ids"].astype(str)
+        self.item_index = {p: i for i, p in enumerate(self.item_ids.tolist())}
+        self.member_index = {m: i for i, m in enumerate(self.member_ids.tolist())}
+        self.n_items = len(self.item_ids)
+        self.price = state["price"]
+        self.min_tier = state["min_tier"].astype(np.int64)
+        self.available = state["available"].astype(bool)
+        self.category = state["category"].astype(np.int64)
+        self.popularity = state["popularity"]
+        self.popular_top = state["popular_top"].astype(np.int64)
+        self.repeat_rate = state["repeat_rate"]
+        self.member_tier = state["member_tier"].astype(np.int64)
+        self.member_birth_month = state["member_birth_month"].astype(np.int64)
+        self.history = _Rows.from_state(state, "history")
+        self.purchased = _Rows.from_state(state, "purchased")
+        self.last_order = _Rows.from_state(state, "last_order")
+        self.item_item = {name: _Rows.from_state(state, f"ii.{name}") for name in meta["item_item"]}
+        self.decay = {k: tuple(v) for k, v in meta["decay"].items()}
+        self.member_top = {name: _Rows.from_state(state, f"mt.{name}") for name in meta["factor"]}
+        self.similar = _Rows.from_state(state, "similar")
+        self.complement = _Rows.from_state(state, "complement")
+        self.category_top = _Rows.from_state(state, "category_top")
+        self.segment_columns: list[str] = meta["segment_columns"]
+        self.segment_member = {
+            c: state[f"seg.{c}.member"].astype(np.int64) for c in self.segment_columns
+        }
+        self.segment_values = {c: list(meta["segment_values"][c]) for c in self.segment_columns}
+        self.segment_top = {c: _Rows.from_state(state, f"seg.{c}") for c in self.segment_columns}
+        self._policy = None
+        self._policy_loaded = False
+        self.tier_names: list[str] = list(meta.get("tier_names") or [])
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: Path | str) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / BUNDLE_FILE
+        with path.open("wb") as fh:
+            np.savez(fh, meta=np.array(json.dumps(self.meta, default=str)), **self._state)
+        return path
+
+    @classmethod
+    def load(cls, path_or_uri: Path | str) -> Recommender:
+        """From a bundle directory, a ``recommender.npz`` file, or an MLflow URI
+        (``models:/recs-beauty@champion``, ``runs:/<id>/recommender``)."""
+        text = str(path_or_uri)
+        if "://" in text or text.startswith(("models:/", "runs:/")):
+            from loyalty_ml.tracking import configure_mlflow
+
+            configure_mlflow()
+            import mlflow
+
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
+            found = sorted(local.rglob(BUNDLE_FILE))
+            if not found:
+                raise LoyaltyError(f"no {BUNDLE_FILE} in {text}")
+            path = found[0]
+        else:
+            path = Path(text)
+            if path.is_dir():
+                path = path / BUNDLE_FILE
+            if not path.is_file():
+                raise LoyaltyError(f"recommender bundle not found: {path}")
+        with np.load(path, allow_pickle=False) as data:
+            state = {k: data[k] for k in data.files if k != "meta"}
+            meta = json.loads(str(data["meta"]))
+        rec = cls(state, meta)
+        rec._state = state
+        return rec
+
+    # ------------------------------------------------------------------ policy
+    @property
+    def policy(self):
+        if not self._policy_loaded:
+            self._policy_loaded = True
+            try:
+                from loyalty_ml.policy import load_policy
+
+                self._policy = load_policy()
+                self.tier_names = list(self._policy.tier_names)
+            except Exception as exc:  # policy optional: points are then omitted
+                log.warning("policy unavailable, points_to_earn omitted: %s", exc)
+                self._policy = None
+        return self._policy
+
+    def _tier(self, member: int, member_tier: str | None, notes: list[str]) -> int:
+        _ = self.policy
+        if member_tier is not None:
+            if member_tier in self.tier_names:
+                return self.tier_names.index(member_tier)
+            notes.append(f"unknown tier {member_tier!r}: treated as the lowest tier")
+            return 0
+        if member >= 0 and self.member_tier[member] >= 0:
+            return int(self.member_tier[member])
+        return 0
+
+    def _points(self, ids: np.ndarray, tier: int, now: Any, member: int) -> list[int | None]:
+        pol = self.policy
+        if pol is None or not len(ids):
+            return [None] * len(ids)
+        from loyalty_ml.policy import points_to_earn
+
+        bm = None
+        if member >= 0 and self.member_birth_month[member] > 0:
+            bm = np.full(len(ids), self.member_birth_month[member])
+        pts = points_to_earn(
+            np.full(len(ids), tier), self.price[ids].astype(float), now, pol, birth_month=bm
+        )
+        return [int(p) for p in np.atleast_1d(pts)]
+
+    # ------------------------------------------------------------------ scoring helpers
+    def _member_history(self, member: int) -> np.ndarray:
+        return self.history.row(member)[0] if member >= 0 else np.zeros(0, np.int32)
+
+    def _history_sources(self, hist: np.ndarray, sources: list) -> None:
+        """Item → item sources scored from the member's history (newest first)."""
+        for name, rows in self.item_item.items():
+            w = self.weights.get(name, 0.0)
+            if w <= 0 or not len(hist):
+                continue
+            decay, max_history = self.decay[name]
+            h = hist[:max_history]
+            idx, val = rows.rows(h, np.power(decay, np.arange(len(h), dtype=np.float32)))
+            sources.append((name, idx, val, w))
+
+    @staticmethod
+    def _combine(sources: list, n_items: int):
+        """Sum of weight × value / max(value) per source → (ids, scores, best source per id)."""
+        sources = [s for s in sources if len(s[1])]
+        if not sources:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        all_idx = np.concatenate([s[1] for s in sources]).astype(np.int64)
+        uniq, inv = np.unique(all_idx, return_inverse=True)
+        contrib = np.zeros((len(sources), len(uniq)), np.float32)
+        start = 0
+        for j, (_, idx, val, w) in enumerate(sources):
+            stop = start + len(idx)
+            peak = float(val.max()) if len(val) else 0.0
+            scaled = val * (w / peak) if peak > 0 else val * 0
+            contrib[j] = np.bincount(inv[start:stop], weights=scaled, minlength=len(uniq))
+            start = stop
+        return uniq, contrib.sum(axis=0), contrib.argmax(axis=0)
+
+    def _segment_sources(self, member: int, tier: int, sources: list) -> None:
+        """Cold start: popularity within the member's segments (region, tier, channel…)."""
+        for col in self.segment_columns:
+            code = -1
+            if col == "tier":
+                name = self.tier_names[tier] if tier < len(self.tier_names) else None
+                values = self.segment_values[col]
+                code = values.index(name) if name in values else -1
+            elif member >= 0:
+                code = int(self.segment_member[col][member])
+            if code >= 0:
+                idx, val = self.segment_top[col].row(code)
+                sources.append(("segment", idx, val, 1.0))
+        top = self.popular_top
+        sources.append(("popularity", top, self.popularity[top], 0.1))
+
+    # ------------------------------------------------------------------ public API
+    def recommend(
+        self,
+        member_id: str,
+        n: int = 10,
+        context: str = "home",
+        cart: list[str] | None = None,
+        product_id: str | None = None,
+        member_tier: str | None = None,
+        now: Any = None,
+        *,
+        include_purchased: bool | None = None,
+        with_points: bool = True,
+    ) -> RecommendationResult:
+        """Top ``n`` products for one member in a request context (never raises on a
+        well-formed request: unknown members/products fall back with a note)."""
+        notes: list[str] = []
+        fallback: str | None = None
+        member_id = str(member_id)
+        if context not in CONTEXTS:
+            notes.append(f"unknown context {context!r}: served as 'home'")
+            context = "home"
+        n = max(int(n), 0)
+        member = self.member_index.get(member_id, -1)
+        tier = self._tier(member, member_tier, notes)
+        hist = self._member_history(member)
+        sources: list = []
+        blocked: list[np.ndarray] = []  # never recommended in this request (cart items, anchor)
+        allow_repeat = False
+
+        if context == "similar":
+            anchor = self.item_index.get(str(product_id)) if product_id is not None else None
+            if anchor is None:
+                notes.append(
+                    "no product_id given"
+                    if product_id is None
+                    else f"unknown product {product_id!r}: served popular items"
+                )
+                fallback = "popular"
+            else:
+                idx, val = self.similar.row(anchor)
+                sources.append(("similar", idx, val, 1.0))
+                blocked.append(np.array([anchor]))
+        elif context in ("cart", "post_purchase"):
+            if context == "cart":
+                seeds_raw = [str(p) for p in (cart or [])]
+                known = [self.item_index[p] for p in seeds_raw if p in self.item_index]
+                unknown = [p for p in seeds_raw if p not in self.item_index]
+                if unknown:
+                    notes.append(f"ignored unknown product(s) in cart: {', '.join(unknown[:5])}")
+                seeds = np.array(sorted(set(known)), np.int64)
+                blocked.append(seeds)
+            else:
+                seeds = (
+                    self.last_order.row(member)[0].astype(np.int64)
+                    if member >= 0
+                    else np.zeros(0, np.int64)
+                )
+                allow_repeat = True
+                rep = self.purchased.row(member)[0] if member >= 0 else np.zeros(0, np.int32)
+                rate = self.repeat_rate[rep] if len(rep) else np.zeros(0, np.float32)
+                keep = rate > 0
+                if keep.any():
+                    w = self.config.serving.post_purchase_repeat_weight
+                    sources.append(("repeat", rep[keep], rate[keep], w))
+            if len(seeds):
+                idx, val = self.complement.rows(seeds)
+                if self.config.serving.cart_substitute_penalty > 0:
+                    seed_cats = self.category[seeds]
+                    seed_cats = seed_cats[seed_cats >= 0]
+                    if len(seed_cats):
+                        same = np.isin(self.category[idx], seed_cats)
+                        val = np.where(
+                            same, val * (1 - self.config.serving.cart_substitute_penalty), val
+                        )
+                sources.append(("complement", idx, val, 1.0))
+            elif context == "cart":
+                notes.append("no known product in the cart: served home recommendations")
+                fallback = "home"
+            if not len(seeds) and context == "post_purchase" and not sources:
+                notes.append("no previous order: served home recommendations")
+                fallback = "home"
+            context_scored = "home" if fallback == "home" else context
+        else:
+            context_scored = "home"
+
+        if context == "home" or (context in ("cart", "post_purchase") and context_scored == "home"):
+            self._history_sources(hist, sources)
+            if member >= 0:
+                for name, rows in self.member_top.items():
+                    w = self.weights.get(name, 0.0)
+                    if w > 0:
+                        idx, val = rows.row(member)
+                        sources.append((name, idx, np.maximum(val, 0), w))
+                if self.weights.get("category_popularity", 0) > 0 and len(hist):
+                    cats = self.category[hist[: self.config.category_popularity.max_history]]
+                    cats = cats[cats >= 0]
+                    if len(cats):
+                        c, counts = np.unique(cats, return_counts=True)
+                        idx, val = self.category_top.rows(c, counts / counts.sum())
+                        sources.append(
+                            ("category_popularity", idx, val, self.weights["category_popularity"])
+                        )
+            if not sources:
+                fallback = "cold_start"
+                notes.append(
+                    "unknown member: popular items in segment"
+                    if member < 0
+                    else "no purchase history: popular items in segment"
+                )
+            elif self.weights.get("popularity", 0) > 0:
+                top = self.popular_top
+                sources.append(
+                    ("popularity", top, self.popularity[top], self.weights["popularity"])
+                )
+        if fallback in ("cold_start", "popular"):
+            self._segment_sources(member, tier, sources)
+
+        ids, scores, best = self._combine(sources, self.n_items)
+        names = [s[0] for s in sources if len(s[1])]
+        exclude_bought = (
+            self.config.serving.exclude_purchased
+            if include_purchased is None
+            else not include_purchased
+        )
+        result_ids, result_scores, result_reasons = self._filter_rank(
+            ids, scores, best, names, member, tier, n, exclude_bought, allow_repeat, blocked
+        )
+        if len(result_ids) < n:
+            extra: list = []
+            self._segment_sources(member, tier, extra)
+            eids, escores, ebest = self._combine(extra, self.n_items)
+            taken = np.concatenate([result_ids, *blocked]) if blocked else result_ids
+            more_ids, more_scores, more_reasons = self._filter_rank(
+                eids,
+                escores,
+                ebest,
+                [s[0] for s in extra if len(s[1])],
+                member,
+                tier,
+                n - len(result_ids),
+                exclude_bought,
+                False,
+                [taken],
+            )
+            if len(more_ids):
+                if fallback is None:
+                    notes.append(f"{len(more_ids)} item(s) backfilled with popular items")
+                floor = float(result_scores[-1]) if len(result_scores) else 1.0
+                more_scores = (
+                    np.minimum(more_scores, floor) * 0.999 if len(result_scores) else more_scores
+                )
+                result_ids = np.concatenate([result_ids, more_ids])
+                result_scores = np.concatenate([result_scores, more_scores])
+                result_reasons = result_reasons + more_reasons
+        points = (
+            self._points(
+                result_ids, tier, now if now is not None else pd.Timestamp.now("UTC"), member
+            )
+            if with_points
+            else [None] * len(result_ids)
+        )
+        items = [
+            {
+                "product_id": self.item_ids[i],
+                "score": round(float(s), 6),
+                "reason": r,
+                "points_to_earn": p,
+            }
+            for i, s, r, p in zip(
+                result_ids.tolist(), result_scores, result_reasons, points, strict=True
+            )
+        ]
+        return RecommendationResult(member_id, context, items, fallback, notes)
+
+    def _filter_rank(
+        self, ids, scores, best, names, member, tier, n, exclude_bought, allow_repeat, blocked
+    ):
+        if not len(ids) or n <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32), []
+        keep = self.available[ids] & (self.min_tier[ids] <= tier)
+        if exclude_bought and member >= 0:
+            bought = self.purchased.row(member)[0]
+            if len(bought):
+                hit = np.isin(ids, bought)
+                if allow_repeat:
+                    hit &= self.repeat_rate[ids] <= 0
+                keep &= ~hit
+        for b in blocked:
+            if len(b):
+                keep &= ~np.isin(ids, b)
+        ids, scores, best = ids[keep], scores[keep], best[keep]
+        boost = self.config.serving.tier_exclusive_boost
+        if boost > 0 and tier > 0:
+            scores = np.where(self.min_tier[ids] > 0, scores * (1 + boost), scores)
+        if len(ids) > n:
+            part = np.argpartition(-scores, n - 1)[:n]
+            ids, scores, best = ids[part], scores[part], best[part]
+        order = np.lexsort((ids, -scores))
+        ids, scores, best = ids[order], scores[order], best[order]
+        reasons = [REASONS.get(names[b], names[b]) for b in best.tolist()]
+        return ids, scores, reasons
+
+    def recommend_batch(
+        self,
+        member_ids: list[str] | np.ndarray,
+        n: int = 10,
+        context: str = "home",
+        *,
+        member_tiers: dict[str, str] | None = None,
+        include_purchased: bool | None = None,
+        now: Any = None,
+    ) -> pd.DataFrame:
+        """The same filters as :meth:`recommend` for many members: member_id, rank, product_id,
+        score (rank 1 = best)."""
+        out_m, out_r, out_p, out_s = [], [], [], []
+        for m in member_ids:
+            res = self.recommend(
+                str(m),
+                n,
+                context,
+                member_tier=(member_tiers or {}).get(str(m)),
+                now=now,
+                include_purchased=include_purchased,
+                with_points=False,
+            )
+            k = len(res.items)
+            out_m += [str(m)] * k
+            out_r += list(range(1, k + 1))
+            out_p += [it["product_id"] for it in res.items]
+            out_s += [it["score"] for it in res.items]
+        return pd.DataFrame(
+            {
+                "member_id": out_m,
+                "rank": np.asarray(out_r, np.int64),
+                "product_id": out_p,
+                "score": np.asarray(out_s, np.float64),
+            }
+        )
+
+
+# ---------------------------------------------------------------------------- building
+
+
+def _row_max_scaled(m: sp.csr_matrix) -> sp.csr_matrix:
+    m = sp.csr_matrix(m, dtype=np.float32, copy=True)
+    peak = np.maximum.reduceat(m.data, m.indptr[:-1][np.diff(m.indptr) > 0]) if m.nnz else []
+    if m.nnz:
+        scale = np.ones(m.shape[0], np.float32)
+        scale[np.diff(m.indptr) > 0] = 1.0 / np.maximum(peak, 1e-12)
+        m.data *= np.repeat(scale, np.diff(m.indptr))
+    return m
+
+
+def _top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    m = sp.csr_matrix(m)
+    if not m.nnz:
+        return m
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((m.indices, -m.data, rows))
+    rank = np.arange(m.nnz) - m.indptr[rows[order]]
+    sel = order[rank < k]
+    return sp.csr_matrix((m.data[sel], (rows[sel], m.indices[sel])), shape=m.shape)
+
+
+def _default_tiers() -> list[str]:
+    try:
+        from loyalty_ml.policy import load_policy
+
+        return list(load_policy().tier_names)
+    except Exception:  # policy optional at build time
+        return ["normal", "silver", "gold", "diamond"]
+
+
+def build_recommender(
+    blend: BlendModel,
+    inter: Interactions,
+    config: RecsConfig,
+    *,
+    dataset: Any = None,
+    item_categories: np.ndarray | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Recommender:
+    """Precompute every serving list from a fitted blend and its training interactions."""
+    started = time.perf_counter()
+    sc = config.serving
+    n_users, n_items = inter.user_items.shape
+    tiers = _default_tiers()
+    state: dict[str, np.ndarray] = {
+        "item_ids": np.asarray(inter.item_ids).astype(str),
+        "member_ids": np.asarray(inter.user_ids).astype(str),
+    }
+    price = np.zeros(n_items, np.float32)
+    min_tier = np.zeros(n_items, np.int8)
+    available = np.ones(n_items, bool)
+    category = np.full(n_items, -1, np.int64)
+    if item_categories is not None:
+        category = np.asarray(item_categories, np.int64)
+    products = getattr(dataset, "products", None)
+    if products is not None and len(products):
+        prod = products.drop_duplicates("product_id").set_index(
+            products.drop_duplicates("product_id")["product_id"].astype(str)
+        )
+        pos = pd.Index(prod.index).get_indexer(state["item_ids"])
+        found = pos >= 0
+        available = found.copy()
+        price[found] = prod["price"].to_numpy(float)[pos[found]]
+        tier_map = {t: i for i, t in enumerate(tiers)}
+        mt = prod["min_tier"].astype("string").fillna("").map(lambda t: tier_map.get(t, 0))
+        min_tier[found] = mt.to_numpy(np.int64)[pos[found]]
+        cats = prod["category"].astype("string").fillna("")
+        codes, _ = pd.factorize(cats)
+        codes = np.where(cats.to_numpy() == "", -1, codes)
+        category[found] = codes[pos[found]]
+        if "launched_at" in prod and meta and meta.get("as_of"):
+            launched = prod["launched_at"].to_numpy()[pos[found]]
+            later = pd.notna(launched) & (
+                pd.to_datetime(launched, utc=True) > pd.Timestamp(meta["as_of"])
+            )
+            available[np.flatnonzero(found)[np.asarray(later)]] = False
+    state.update(price=price, min_tier=min_tier, available=available, category=category)
+
+    pop_model = blend.components.get("popularity")
+    counts = (
+        pop_model.counts
+        if pop_model is not None
+        else np.asarray((inter.counts > 0).sum(axis=0)).ravel().astype(np.float32)
+    )
+    popularity = (counts / max(float(counts.max(initial=0)), 1.0)).astype(np.float32)
+    top_p = min(sc.popular_per_segment, n_items)
+    state["popularity"] = popularity
+    state["popular_top"] = np.lexsort((np.arange(n_items), -popularity))[:top_p].astype(np.int32)
+    rep = blend.components.get("repeat")
+    state["repeat_rate"] = rep.repeat_rate if rep is not None else np.zeros(n_items, np.float32)
+
+    # Members: tier, birth month, history (newest first), purchases, last order.
+    member_tier = np.full(n_users, -1, np.int64)
+    birth_month = np.zeros(n_users, np.int64)
+    members = getattr(dataset, "members", None)
+    if members is not None and len(members):
+        mem = members.drop_duplicates("member_id").set_index(
+            members.drop_duplicates("member_id")["member_id"].astype(str)
+        )
+        pos = pd.Index(mem.index).get_indexer(state["member_ids"])
+        found = pos >= 0
+        if "tier" in mem:
+            tmap = {t: i for i, t in enumerate(tiers)}
+            codes = mem["tier"].astype("string").map(lambda t: tmap.get(t, -1)).to_numpy()
+            member_tier[found] = np.asarray(codes, np.int64)[pos[found]]
+        if "birth_date" in mem:
+            months = pd.to_datetime(mem["birth_date"], utc=True, errors="coerce").dt.month
+            birth_month[found] = months.fillna(0).to_numpy(np.int64)[pos[found]]
+    state["member_tier"], state["member_birth_month"] = member_tier, birth_month
+    keep_hist = max(
+        [
+            50,
+            config.item_knn.max_history,
+            config.transitions.max_history,
+            config.category_popularity.max_history,
+        ]
+    )
+    rec = inter.recency.tocsr()
+    rows = np.repeat(np.arange(n_users), np.diff(rec.indptr))
+    order = np.lexsort((rec.data, rows))  # per member: newest (rank 0) first
+    rank_in_row = np.arange(rec.nnz) - rec.indptr[rows[order]]
+    sel = order[rank_in_row < keep_hist]
+    hist = sp.csr_matrix(
+        (
+            (rank_in_row[rank_in_row < keep_hist] + 1).astype(np.float32),
+            (rows[sel], rec.indices[sel]),
+        ),
+        shape=(n_users, n_items),
+    )
+    state.update(_Rows.from_csr(_order_ascending(hist), order_by_value=False).state("history"))
+    bought = sp.csr_matrix(inter.counts)
+    bought.sort_indices()
+    state.update(_Rows.from_csr(bought, order_by_value=False).state("purchased"))
+    state.update(
+        _Rows.from_csr(_last_orders(inter, dataset), order_by_value=False).state("last_order")
+    )
+
+    # Item → item lists.
+    item_item, decay = [], {}
+    for name, model in blend.components.items():
+        if isinstance(model, _ItemItemModel):
+            item_item.append(name)
+            decay[name] = (float(model.params["history_decay"]), int(model.params["max_history"]))
+            state.update(_Rows.from_csr(model.similarity).state(f"ii.{name}"))
+    w = blend.params["weights"]
+    comp = sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    for name in ("transitions", "item_knn"):
+        if name in blend.components:
+            comp = comp + max(w.get(name, 0.0), 0.1) * _row_max_scaled(
+                blend.components[name].similarity
+            )
+    state.update(_Rows.from_csr(_top_per_row(comp, sc.candidates_per_item)).state("complement"))
+    sim_parts = [n for n in ("item_knn", "als", "bpr") if n in blend.components and w.get(n, 0) > 0]
+    if not sim_parts:
+        sim_parts = [n for n in ("item_knn", "transitions") if n in blend.components]
+
+    def sim_fn(ids: np.ndarray) -> np.ndarray:
+        total = np.zeros((len(ids), n_items), np.float32)
+        for name in sim_parts:
+            part = np.maximum(np.asarray(blend.components[name].item_neighbours(ids)), 0)
+            peak = np.maximum(part.max(axis=1, keepdims=True), 1e-12)
+            total += max(w.get(name, 0.0), 0.1) * part / peak
+        return total
+
+    similar = _top_rows(sim_fn, n_items, n_items, sc.candidates_per_item, exclude_self=True)
+    state.update(_Rows.from_csr(similar).state("similar"))
+
+    # Member top lists of factor models.
+    factor = []
+    for name, model in blend.components.items():
+        if isinstance(model, _FactorModel) and w.get(name, 0) > 0 and sc.precomputed_per_member:
+            factor.append(name)
+            uf, vf = model.user_factors, model.item_factors
+            top = _top_rows(
+                lambda ids, uf=uf, vf=vf: uf[ids] @ vf.T,
+                len(uf),
+                n_items,
+                sc.precomputed_per_member,
+                exclude_self=False,
+            )
+            if top.shape[0] < n_users:
+                top = sp.vstack([top, sp.csr_matrix((n_users - top.shape[0], n_items))]).tocsr()
+            state.update(_Rows.from_csr(top).state(f"mt.{name}"))
+
+    # Popularity per category and per member segment.
+    binary = sp.csr_matrix(inter.counts > 0, dtype=np.float32)
+    if not binary.nnz:
+        binary = sp.csr_matrix(inter.user_items > 0, dtype=np.float32)
+    n_cats = int(category.max(initial=-1)) + 1
+    if n_cats > 0:
+        has = category >= 0
+        cat_items = sp.csr_matrix(
+            (popularity[has] + 1e-6, (category[has], np.flatnonzero(has))), shape=(n_cats, n_items)
+        )
+        state.update(
+            _Rows.from_csr(_top_per_row(_row_max_scaled(cat_items), top_p)).state("category_top")
+        )
+    else:
+        state.update(_Rows.from_csr(sp.csr_matrix((1, n_items))).state("category_top"))
+    seg_cols, seg_values = [], {}
+    if members is not None and len(members):
+        for col in sc.segment_columns:
+            if col not in mem:
+                continue
+            values = mem[col].astype("string")
+            vals = sorted(v for v in values.dropna().unique().tolist() if v != "")
+            if not vals:
+                continue
+            vmap = {v: i for i, v in enumerate(vals)}
+            codes = values.map(lambda v, vmap=vmap: vmap.get(v, -1)).to_numpy()
+            member_code = np.full(n_users, -1, np.int64)
+            member_code[found] = np.asarray(codes, np.int64)[pos[found]]
+            ok = member_code >= 0
+            onehot = sp.csr_matrix(
+                (np.ones(ok.sum(), np.float32), (member_code[ok], np.flatnonzero(ok))),
+                shape=(len(vals), n_users),
+            )
+            seg = _row_max_scaled(onehot @ binary)
+            state.update(_Rows.from_csr(_top_per_row(seg, top_p)).state(f"seg.{col}"))
+            state[f"seg.{col}.member"] = member_code
+            seg_cols.append(col)
+            seg_values[col] = vals
+    info = {
+        "config": config.model_dump(mode="json"),
+        "weights": {k: float(v) for k, v in w.items()},
+        "item_item": item_item,
+        "decay": decay,
+        "factor": factor,
+        "segment_columns": seg_cols,
+        "segment_values": seg_values,
+        "tier_names": tiers,
+        "build_seconds": time.perf_counter() - started,
+        **(meta or {}),
+    }
+    recommender = Recommender(state, info)
+    recommender._state = state
+    return recommender
+
+
+def _order_ascending(hist: sp.csr_matrix) -> sp.csr_matrix:
+    """Reorder each row's entries by value (rank + 1) so rows read newest first."""
+    hist = sp.csr_matrix(hist)
+    rows = np.repeat(np.arange(hist.shape[0]), np.diff(hist.indptr))
+    order = np.lexsort((hist.data, rows))
+    out = sp.csr_matrix(hist.shape, dtype=np.float32)
+    out.indptr, out.indices, out.data = hist.indptr.copy(), hist.indices[order], hist.data[order]
+    out.has_sorted_indices = False
+    return out
+
+
+def _last_orders(inter: Interactions, dataset: Any) -> sp.csr_matrix:
+    """Items of each member's most recent order (or most recent purchase without orders)."""
+    n_users, n_items = inter.user_items.shape
+    if dataset is not None and getattr(dataset, "order_items", None) is not None:
+        orders = dataset.orders.sort_values(["ordered_at", "order_id"])
+        last = orders.drop_duplicates("member_id", keep="last")[["order_id", "member_id"]]
+        lines = dataset.order_items.merge(last, on="order_id")
+        u = pd.Index(inter.user_ids).get_indexer(lines["member_id"].astype(str))
+        i = pd.Index(inter.item_ids).get_indexer(lines["product_id"].astype(str))
+        ok = (u >= 0) & (i >= 0)
+        out = sp.csr_matrix(
+            (np.ones(ok.sum(), np.float32), (u[ok], i[ok])), shape=(n_users, n_items)
+        )
+    else:
+        rec = sp.csr_matrix(inter.recency)
+        bought = sp.csr_matrix(inter.counts) > 0
+        latest = rec.copy()
+        latest.data = (rec.data == 0).astype(np.float32)
+        out = sp.csr_matrix(latest.multiply(bought))
+    out.eliminate_zeros()
+    out.data[:] = 1.0
+    out.sort_indices()
+    return out
