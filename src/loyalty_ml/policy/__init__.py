@@ -14,6 +14,7 @@ from loyalty_ml.policy.config import (
     policy_from_dict,
 )
 from loyalty_ml.policy.contact import CONTACT_DROP_REASONS, apply_contact_policy, drop_counts
+from loyalty_ml.policy.replay import STATE_COLUMNS, member_state, replay, tier_history
 from loyalty_ml.policy.rules import (
     INELIGIBLE_REASONS,
     Eligibility,
@@ -32,6 +33,7 @@ __all__ = [
     "ABSOLUTE_CONTACT_CEILING",
     "CONTACT_DROP_REASONS",
     "INELIGIBLE_REASONS",
+    "STATE_COLUMNS",
     "Benefit",
     "Eligibility",
     "MemberState",
@@ -46,9 +48,12 @@ __all__ = [
     "eligibility_reasons",
     "eligible_matrix",
     "load_policy",
+    "member_state",
     "points_to_earn",
     "policy_from_dict",
     "recall_strategy",
+    "replay",
+    "tier_history",
     "tier_index",
     "tier_name",
 ]

@@ -1,0 +1,726 @@
+"""Replay members' histories into their loyalty state (tier, growth, points, warnings) at any time.
+
+One engine for offline features/campaigns and online serving, vectorised over members:
+
+* **Growth value** at ``t`` = ``spend_weight`` × paid spend in ``(t − 12 months, t]`` (an order
+  returned by ``t`` — ``return_lag_days`` after it was placed, the contract has no return date —
+  does not count) + ``behaviour_weight`` × weighted count of behaviour events in the same window.
+* **Tier checks** run at 00:00 UTC on ``check_day`` of every month. At a check a member whose
+  growth reaches a higher tier's threshold moves up (the warning, if any, is cleared). A member
+  below their own tier's threshold counts one more month below; after ``warning_after_months``
+  consecutive ones — or at once on the ``yearly_review`` check — they get a downgrade warning
+  and a grace period of ``grace_days``. A check inside the grace period at or above the threshold
+  clears the warning (tier kept); at the end of the grace period the growth value decides: at or
+  above the threshold keeps the tier, below drops it (at most ``max_downgrade_steps``, never below
+  what the growth value earns) and opens a transition of ``transition_months`` during which the
+  old tier's benefits still apply (``benefit_tier``).
+* **First order boost**: a member whose first (non-cancelled) order is at least
+  ``first_order_boost_amount`` moves one tier up at that order.
+* Tier changes therefore happen only on check dates, grace-period ends and first orders.
+* **Points**: an order earns ``points_to_earn`` at the benefit tier held just before it; bonus
+  events earn their bonus; a returned order's points are reversed ``return_lag_days`` later;
+  redemptions (an optional ``redemptions`` table: member_id, redeemed_at, points) and reversals
+  take points oldest-first and are capped at the balance, so it is never negative; each earned lot
+  expires ``expiry_months`` after it was earned, whatever of it is still unspent (FIFO).
+
+Only data at or before each snapshot is read for that snapshot, so the output is point-in-time
+correct for features, and the result does not depend on how members or snapshots are chunked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loyalty_ml.errors import LoyaltyError, MissingDataError
+from loyalty_ml.policy._window import NO_TIME, KeyedCumsum, LastValue, to_secs
+from loyalty_ml.policy.config import PolicyConfig, load_policy
+from loyalty_ml.policy.rules import points_to_earn
+from loyalty_ml.timeutil import to_utc
+
+DAY = 86_400
+_NONE = NO_TIME
+
+#: Columns of :func:`replay` output before the per-benefit usage counts.
+STATE_COLUMNS = (
+    "member_id",
+    "as_of",
+    "tier",
+    "tier_index",
+    "benefit_tier",
+    "growth_value",
+    "spend_12m",
+    "behaviour_score",
+    "next_tier",
+    "distance_to_next_tier",
+    "spend_to_next_tier",
+    "points_balance",
+    "points_expiring_30d",
+    "downgrade_warning",
+    "in_grace",
+    "grace_ends_at",
+    "months_below_threshold",
+    "transition_tier",
+    "transition_until",
+    "birth_month",
+)
+
+
+def _tables(data: Any) -> dict[str, pd.DataFrame | None]:
+    if isinstance(data, Mapping):
+        tables = dict(data)
+    else:
+        tables = {
+            name: getattr(data, name, None) for name in ("members", "orders", "events", "offers")
+        }
+    if tables.get("members") is None:
+        raise MissingDataError("replay needs the members table")
+    if tables.get("orders") is None:
+        tables["orders"] = pd.DataFrame(
+            {
+                "member_id": pd.Series(dtype="string"),
+                "ordered_at": pd.Series(dtype="datetime64[ns, UTC]"),
+                "amount": pd.Series(dtype=float),
+            }
+        )
+    return tables
+
+
+def _secs_of(ts: pd.Timestamp) -> int:
+    return int(ts.value // 1_000_000_000)
+
+
+def _shift_months(secs: np.ndarray, months: int) -> np.ndarray:
+    """Seconds shifted by calendar months (end-of-month clipped, like pandas DateOffset)."""
+    if len(secs) == 0:
+        return secs.copy()
+    uniq, inv = np.unique(secs, return_inverse=True)
+    idx = pd.DatetimeIndex(pd.to_datetime(uniq, unit="s", utc=True))
+    # Few distinct values in practice (checks, snapshot times); DateOffset on them is cheap.
+    shifted = idx + pd.DateOffset(months=months)
+    return to_secs(shifted)[inv]
+
+
+class _History:
+    """Indexed event history of one replay: growth value and points at any (member, time)."""
+
+    def __init__(self, tables: dict[str, pd.DataFrame | None], cfg: PolicyConfig, end: int):
+        self.cfg = cfg
+        members = tables["members"]
+        self.member_ids = members["member_id"].astype(str).to_numpy()
+        if len(pd.unique(self.member_ids)) != len(self.member_ids):
+            raise LoyaltyError("replay: members.member_id must be unique")
+        self.index = pd.Index(self.member_ids)
+        self.n = len(self.member_ids)
+        self.joined = (
+            to_secs(members["joined_at"])
+            if "joined_at" in members
+            else np.full(self.n, _NONE, dtype=np.int64)
+        )
+        if "birth_date" in members:
+            bd = pd.to_datetime(members["birth_date"], utc=True, errors="coerce")
+            self.birth_month = bd.dt.month.to_numpy(dtype=float)
+        else:
+            self.birth_month = np.full(self.n, np.nan)
+
+        tg = cfg.tiers.growth
+        orders = tables["orders"]
+        status = (
+            orders["status"].astype("string").fillna("completed")
+            if "status" in orders
+            else pd.Series("completed", index=orders.index)
+        )
+        o_code = self.index.get_indexer(orders["member_id"].astype(str))
+        o_t = to_secs(orders["ordered_at"]) if len(orders) else np.zeros(0, np.int64)
+        keep = (o_code >= 0) & (status != "cancelled").to_numpy() & (o_t <= end)
+        keep &= pd.notna(orders["amount"]).to_numpy()
+        self.o_code = o_code[keep]
+        self.o_t = o_t[keep]
+        self.o_amt = orders["amount"].to_numpy(dtype=float)[keep]
+        self.o_returned = (status == "returned").to_numpy()[keep]
+        self.lag = cfg.tiers.return_lag_days * DAY
+        self.spend = KeyedCumsum(self.o_code, self.o_t, self.o_amt)
+        r = self.o_returned
+        self.returned = KeyedCumsum(self.o_code[r], self.o_t[r], self.o_amt[r])
+
+        events = tables.get("events")
+        self.e_code = np.zeros(0, np.int64)
+        self.e_t = np.zeros(0, np.int64)
+        self.e_type = np.zeros(0, dtype=object)
+        if events is not None and len(events):
+            e_code = self.index.get_indexer(events["member_id"].astype(str))
+            e_t = to_secs(events["occurred_at"])
+            ok = (e_code >= 0) & (e_t <= end)
+            self.e_code, self.e_t = e_code[ok], e_t[ok]
+            self.e_type = events["event_type"].astype(str).to_numpy()[ok]
+        weights = pd.Series(self.e_type).map(tg.behaviour_event_weights).fillna(0.0).to_numpy()
+        w = weights > 0
+        self.behaviour = KeyedCumsum(self.e_code[w], self.e_t[w], weights[w])
+        self.window_months = tg.window_months
+
+        # First order per member, for the first-order boost.
+        self.first_t = np.full(self.n, _NONE, dtype=np.int64)
+        self.first_amt = np.zeros(self.n)
+        if len(self.o_code):
+            order = np.lexsort((self.o_t, self.o_code))
+            codes_sorted = self.o_code[order]
+            head = order[np.r_[True, codes_sorted[1:] != codes_sorted[:-1]]]
+            self.first_t[self.o_code[head]] = self.o_t[head]
+            self.first_amt[self.o_code[head]] = self.o_amt[head]
+
+    def components(self, codes: np.ndarray, secs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(growth, spend, behaviour) at each (member, time)."""
+        lo = _shift_months(secs, -self.window_months)
+        spend = self.spend.window(codes, lo, secs)
+        # A returned order leaves the spend once it is returned (order time + lag <= t).
+        spend -= self.returned.window(codes, lo, secs - self.lag)
+        spend = np.maximum(spend, 0.0)
+        behaviour = self.behaviour.window(codes, lo, secs)
+        tg = self.cfg.tiers.growth
+        growth = tg.spend_weight * spend + tg.behaviour_weight * behaviour
+        return growth, spend, behaviour
+
+    def growth(self, codes: np.ndarray, secs: np.ndarray) -> np.ndarray:
+        return self.components(codes, secs)[0]
+
+
+class _TierMachine:
+    """The tier state of every member, advanced step by step through check dates and snapshots."""
+
+    def __init__(self, hist: _History, cfg: PolicyConfig):
+        self.hist, self.cfg = hist, cfg
+        n = hist.n
+        self.thr = np.asarray(cfg.tiers.thresholds, dtype=float)
+        self.top = len(self.thr) - 1
+        self.tier = np.zeros(n, np.int64)
+        self.below = np.zeros(n, np.int64)
+        self.warn = np.zeros(n, bool)
+        self.grace_end = np.full(n, _NONE, np.int64)
+        self.trans_tier = np.full(n, -1, np.int64)
+        self.trans_until = np.full(n, _NONE, np.int64)
+        boost = cfg.tiers.first_order_boost_amount
+        self.boost_due = (
+            (hist.first_t != _NONE) & (hist.first_amt >= boost)
+            if boost is not None
+            else np.zeros(n, bool)
+        )
+        self.rec: list[tuple[np.ndarray, ...]] = []
+        self.causes: list[tuple[str, np.ndarray]] = []
+
+    def _record(self, codes: np.ndarray, secs: Any, cause: str, old: np.ndarray) -> None:
+        if len(codes):
+            self.causes.append((cause, old))
+            self.rec.append(
+                (
+                    codes,
+                    np.broadcast_to(secs, codes.shape).astype(np.int64),
+                    self.tier[codes].copy(),
+                    self.trans_tier[codes].copy(),
+                    self.trans_until[codes].copy(),
+                )
+            )
+
+    def _tier_of(self, growth: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.thr, growth, side="right") - 1
+
+    def _boost(self, codes: np.ndarray) -> None:
+        if not len(codes):
+            return
+        old = self.tier[codes].copy()
+        self.tier[codes] = np.minimum(old + 1, self.top)
+        self.boost_due[codes] = False
+        self._record(codes, self.hist.first_t[codes], "first_order", old)
+
+    def _resolve_grace(self, codes: np.ndarray) -> None:
+        if not len(codes):
+            return
+        e = self.grace_end[codes]
+        g = self.hist.growth(codes, e)
+        old = self.tier[codes]
+        keep = g >= self.thr[old]
+        drop = codes[~keep]
+        if len(drop):
+            steps = self.cfg.tiers.max_downgrade_steps
+            new = np.maximum(old[~keep] - steps, self._tier_of(g[~keep]))
+            new = np.minimum(new, old[~keep] - 1)
+            active = self.trans_until[drop] > e[~keep]
+            self.trans_tier[drop] = np.where(
+                active, np.maximum(self.trans_tier[drop], old[~keep]), old[~keep]
+            )
+            self.trans_until[drop] = _shift_months(e[~keep], self.cfg.tiers.transition_months)
+            self.tier[drop] = new
+            self._record(drop, e[~keep], "downgrade", old[~keep])
+        self.warn[codes] = False
+        self.below[codes] = 0
+        self.grace_end[codes] = _NONE
+
+    def advance_to(self, t: int) -> None:
+        """Apply first-order boosts and grace-period ends at or before ``t``, in time order."""
+        boost = self.boost_due & (self.hist.first_t <= t)
+        grace = self.warn & (self.grace_end <= t)
+        # Chronological per member: a boost before a grace end is applied first.
+        early = boost & ~(grace & (self.grace_end <= self.hist.first_t))
+        self._boost(np.flatnonzero(early))
+        self._resolve_grace(np.flatnonzero(grace))
+        self._boost(np.flatnonzero(boost & ~early))
+
+    def check(self, t: int, yearly: bool) -> None:
+        codes = np.arange(self.hist.n)
+        g = self.hist.growth(codes, np.full(self.hist.n, t, np.int64))
+        target = self._tier_of(g)
+        up = target > self.tier
+        if up.any():
+            old = self.tier[up].copy()
+            self.tier[up] = target[up]
+            self.warn[up] = False
+            self.below[up] = 0
+            self.grace_end[up] = _NONE
+            self._record(np.flatnonzero(up), np.int64(t), "upgrade", old)
+        below_now = g < self.thr[self.tier]
+        self.below = np.where(below_now, self.below + 1, 0)
+        # Back at the threshold inside the grace period: the tier is kept, the warning cleared.
+        cleared = self.warn & ~below_now
+        self.warn[cleared] = False
+        self.grace_end[cleared] = _NONE
+        due = (
+            below_now & ~self.warn & ((self.below >= self.cfg.tiers.warning_after_months) | yearly)
+        )
+        self.warn[due] = True
+        self.grace_end[due] = t + self.cfg.tiers.grace_days * DAY
+
+    def snapshot(self, codes: np.ndarray, t: int) -> dict[str, np.ndarray]:
+        tier = self.tier[codes]
+        in_trans = (self.trans_tier[codes] >= 0) & (self.trans_until[codes] > t)
+        return {
+            "tier_index": tier.copy(),
+            "benefit_index": np.where(in_trans, np.maximum(tier, self.trans_tier[codes]), tier),
+            "downgrade_warning": self.warn[codes].copy(),
+            "grace_end": np.where(self.warn[codes], self.grace_end[codes], _NONE),
+            "months_below": self.below[codes].copy(),
+            "trans_tier": np.where(in_trans, self.trans_tier[codes], -1),
+            "trans_until": np.where(in_trans, self.trans_until[codes], _NONE),
+        }
+
+
+def _check_times(start: int, end: int, cfg: PolicyConfig) -> tuple[list[int], list[bool]]:
+    if start > end:
+        return [], []
+    first = pd.Timestamp(start, unit="s").to_period("M").to_timestamp()
+    last = pd.Timestamp(end, unit="s").to_period("M").to_timestamp()
+    months = pd.date_range(first, last, freq="MS", tz="UTC")
+    times, yearly = [], []
+    for m in months:
+        t = m + pd.Timedelta(days=cfg.tiers.check_day - 1)
+        s = _secs_of(t)
+        if start <= s <= end:
+            times.append(s)
+            yearly.append(t.month == cfg.tiers.yearly_review_month)
+    return times, yearly
+
+
+def _snapshot_frame(snapshots: Any, as_of: pd.Timestamp | None, hist: _History) -> pd.DataFrame:
+    """(code, secs) pairs to report, one row per member × snapshot time."""
+    if isinstance(snapshots, pd.DataFrame):
+        codes = hist.index.get_indexer(snapshots["member_id"].astype(str))
+        if (codes < 0).any():
+            missing = snapshots["member_id"][codes < 0].astype(str).unique()[:5]
+            raise LoyaltyError(f"replay: snapshot member(s) not in members: {list(missing)}")
+        secs = to_secs(snapshots["as_of"])
+        return pd.DataFrame({"code": codes, "secs": secs})
+    times = [as_of] if snapshots is None else [to_utc(s) for s in snapshots]
+    if any(t is None for t in times):
+        raise LoyaltyError("replay: no as_of given and no data to take it from")
+    secs = np.array(sorted({_secs_of(t) for t in times}), dtype=np.int64)
+    codes = np.arange(hist.n)
+    return pd.DataFrame({"code": np.tile(codes, len(secs)), "secs": np.repeat(secs, hist.n)})
+
+
+def _latest(tables: dict[str, pd.DataFrame | None]) -> pd.Timestamp | None:
+    stamps = []
+    for name, col in (
+        ("orders", "ordered_at"),
+        ("members", "joined_at"),
+        ("events", "occurred_at"),
+        ("offers", "offered_at"),
+    ):
+        frame = tables.get(name)
+        if frame is not None and len(frame) and col in frame:
+            value = pd.to_datetime(frame[col], utc=True).max()
+            if pd.notna(value):
+                stamps.append(value)
+    return max(stamps) if stamps else None
+
+
+def replay(
+    data: Any,
+    config: PolicyConfig | None = None,
+    as_of: Any = None,
+    snapshots: Sequence[Any] | pd.DataFrame | None = None,
+    redemptions: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Loyalty state of every member at each snapshot (see the module docstring for the rules).
+
+    ``data``: a :class:`~loyalty_ml.contract.io.Dataset` or a mapping with ``members`` (member_id,
+    joined_at, optional birth_date), ``orders`` (member_id, ordered_at, amount, status), optional
+    ``events`` (member_id, occurred_at, event_type), ``offers`` (member_id, offered_at,
+    benefit_id, converted) and ``redemptions`` (member_id, redeemed_at, points).
+    ``snapshots``: None → every member at ``as_of`` (default: the latest time in the data); a list
+    of times → every member at each; a DataFrame ``[member_id, as_of]`` → those pairs (keep the
+    number of distinct times modest: each is one vectorised step). Members who joined after a
+    snapshot time get no row for it. Rows are ordered by snapshot time, then members' order.
+    """
+    cfg = config if config is not None else load_policy()
+    tables = _tables(data)
+    if redemptions is None:
+        redemptions = tables.get("redemptions")
+    hist, machine, state = _run(tables, cfg, as_of, snapshots)
+    return _assemble(state, hist, machine, cfg, tables.get("offers"), redemptions)
+
+
+def _run(
+    tables: dict[str, pd.DataFrame | None],
+    cfg: PolicyConfig,
+    as_of: Any,
+    snapshots: Sequence[Any] | pd.DataFrame | None,
+) -> tuple[_History, _TierMachine, pd.DataFrame]:
+    if as_of is not None:
+        as_of = to_utc(as_of)
+    elif snapshots is None or (not isinstance(snapshots, pd.DataFrame) and len(snapshots) == 0):
+        as_of = _latest(tables)
+    # Build the member index first with no time cut-off, then cut at the last snapshot.
+    probe = _History.__new__(_History)
+    probe.index = pd.Index(tables["members"]["member_id"].astype(str))
+    probe.n = len(probe.index)
+    snaps = _snapshot_frame(snapshots, as_of, probe)
+    end = int(snaps["secs"].max()) if len(snaps) else _secs_of(as_of or pd.Timestamp.now("UTC"))
+    hist = _History(tables, cfg, end)
+    machine = _TierMachine(hist, cfg)
+
+    starts = [a.min() for a in (hist.o_t, hist.e_t) if len(a)]
+    checks, yearly = _check_times(min(starts) if starts else end + 1, end, cfg)
+    snap_times = np.unique(snaps["secs"].to_numpy())
+    steps = sorted({*checks, *snap_times.tolist()})
+    is_check = dict(zip(checks, yearly, strict=True))
+    snaps = snaps.assign(order=np.arange(len(snaps)))
+    by_time = {t: g for t, g in snaps.groupby("secs", sort=False)}
+    parts: list[pd.DataFrame] = []
+    for t in steps:
+        machine.advance_to(t)
+        if t in is_check:
+            machine.check(t, is_check[t])
+        if t in by_time:
+            group = by_time[t]
+            codes = group["code"].to_numpy()
+            state = machine.snapshot(codes, t)
+            parts.append(
+                pd.DataFrame(
+                    {"code": codes, "secs": t, "order": group["order"].to_numpy(), **state}
+                )
+            )
+    if parts:
+        state = pd.concat(parts, ignore_index=True).sort_values(["secs", "order"], kind="stable")
+    else:
+        state = pd.DataFrame(columns=["code", "secs", "order"])
+    joined = hist.joined[state["code"].to_numpy(np.int64)]
+    state = state[(joined == _NONE) | (joined <= state["secs"].to_numpy(np.int64))]
+    return hist, machine, state.reset_index(drop=True)
+
+
+def tier_history(data: Any, config: PolicyConfig | None = None, as_of: Any = None) -> pd.DataFrame:
+    """Every tier change up to ``as_of``: member_id, changed_at, from_tier, tier, cause.
+
+    ``cause`` is ``upgrade`` (a monthly check), ``first_order`` (the first-order boost) or
+    ``downgrade`` (the end of a grace period, with ``transition_until``).
+    """
+    cfg = config if config is not None else load_policy()
+    tables = _tables(data)
+    hist, machine, _ = _run(tables, cfg, as_of, None)
+    codes, secs, tier, _tt, tu = _records(machine)
+    names = np.asarray(cfg.tier_names, dtype=object)
+    if machine.causes:
+        causes = np.concatenate([np.full(len(o), c, dtype=object) for c, o in machine.causes])
+        old = np.concatenate([o for _, o in machine.causes])
+    else:
+        causes, old = np.zeros(0, dtype=object), np.zeros(0, np.int64)
+    until = np.where(causes == "downgrade", tu, _NONE).astype(np.int64)
+    out = pd.DataFrame(
+        {
+            "member_id": hist.member_ids[codes],
+            "changed_at": pd.to_datetime(secs, unit="s", utc=True),
+            "from_tier": names[old],
+            "tier": names[tier],
+            "cause": causes,
+            "transition_until": _to_ts(until),
+        }
+    )
+    out = out[out["from_tier"] != out["tier"]]
+    return out.sort_values(["changed_at", "member_id"], kind="stable").reset_index(drop=True)
+
+
+def _to_ts(values: np.ndarray) -> pd.Series:
+    floats = np.where(values == _NONE, np.nan, values.astype(float))
+    return pd.Series(pd.to_datetime(floats, unit="s", utc=True)).dt.floor("s")
+
+
+def _assemble(
+    state: pd.DataFrame,
+    hist: _History,
+    machine: _TierMachine,
+    cfg: PolicyConfig,
+    offers: pd.DataFrame | None,
+    redemptions: pd.DataFrame | None,
+) -> pd.DataFrame:
+    codes = state["code"].to_numpy(np.int64)
+    secs = state["secs"].to_numpy(np.int64)
+    names = np.asarray(cfg.tier_names, dtype=object)
+    growth, spend, behaviour = hist.components(codes, secs)
+    tier_i = state["tier_index"].to_numpy(np.int64)
+    thr = machine.thr
+    has_next = tier_i < machine.top
+    next_thr = thr[np.minimum(tier_i + 1, machine.top)]
+    distance = np.where(has_next, np.maximum(next_thr - growth, 0.0), np.nan)
+    sw = cfg.tiers.growth.spend_weight
+    balance, expiring = _points(hist, machine, cfg, codes, secs, redemptions)
+
+    out = pd.DataFrame(
+        {
+            "member_id": hist.member_ids[codes],
+            "as_of": pd.to_datetime(secs, unit="s", utc=True),
+            "tier": names[tier_i],
+            "tier_index": tier_i,
+            "benefit_tier": names[state["benefit_index"].to_numpy(np.int64)],
+            "growth_value": growth,
+            "spend_12m": spend,
+            "behaviour_score": behaviour,
+            "next_tier": np.where(has_next, names[np.minimum(tier_i + 1, machine.top)], None),
+            "distance_to_next_tier": distance,
+            "spend_to_next_tier": distance / sw if sw > 0 else np.full(len(codes), np.nan),
+            "points_balance": balance,
+            "points_expiring_30d": expiring,
+            "downgrade_warning": state["downgrade_warning"].to_numpy(bool),
+            "in_grace": state["downgrade_warning"].to_numpy(bool),
+            "grace_ends_at": _to_ts(state["grace_end"].to_numpy(np.int64)),
+            "months_below_threshold": state["months_below"].to_numpy(np.int64),
+            "transition_tier": np.where(
+                state["trans_tier"].to_numpy(np.int64) >= 0,
+                names[np.maximum(state["trans_tier"].to_numpy(np.int64), 0)],
+                None,
+            ),
+            "transition_until": _to_ts(state["trans_until"].to_numpy(np.int64)),
+            "birth_month": hist.birth_month[codes] if len(codes) else np.zeros(0),
+        }
+    )
+    out["birth_month"] = pd.array(np.round(out["birth_month"]), dtype="Int64")
+    for col, values in _usage(hist, cfg, offers, codes, secs).items():
+        out[col] = values
+    return out
+
+
+# ------------------------------------------------------------------------------- points
+
+_EXPIRE, _DEBIT = 0, 1  # processing order at equal times: expiry, (earn), debit
+
+
+def _ledger(
+    hist: _History,
+    machine: _TierMachine,
+    cfg: PolicyConfig,
+    redemptions: pd.DataFrame | None,
+    end: int,
+) -> tuple[np.ndarray, ...]:
+    """Earned lots (code, time, points) and debits (code, time, points)."""
+    tiers = LastValue(*_records(machine))
+    # Points for an order use the benefit tier held just before it.
+    tier_before, tt, tu = tiers.lookup(hist.o_code, hist.o_t, (0, -1, _NONE), inclusive=False)
+    btier = np.where((tt >= 0) & (tu > hist.o_t), np.maximum(tier_before, tt), tier_before)
+    order_pts = (
+        points_to_earn(
+            btier.astype(np.int64),
+            hist.o_amt,
+            pd.to_datetime(hist.o_t, unit="s", utc=True),
+            cfg,
+            birth_month=hist.birth_month[hist.o_code],
+        )
+        if len(hist.o_code)
+        else np.zeros(0, np.int64)
+    )
+    bonus = pd.Series(hist.e_type).map(cfg.points.event_bonus).fillna(0.0).to_numpy()
+    b = bonus > 0
+    lot_code = np.r_[hist.o_code, hist.e_code[b]].astype(np.int64)
+    lot_t = np.r_[hist.o_t, hist.e_t[b]].astype(np.int64)
+    lot_pts = np.r_[order_pts.astype(float), bonus[b]]
+
+    r = hist.o_returned & (hist.o_t + hist.lag <= end)
+    deb_code = [hist.o_code[r]]
+    deb_t = [hist.o_t[r] + hist.lag]
+    deb_pts = [order_pts[r].astype(float)]
+    if redemptions is not None and len(redemptions):
+        rc = hist.index.get_indexer(redemptions["member_id"].astype(str))
+        rt = to_secs(redemptions["redeemed_at"])
+        rp = pd.to_numeric(redemptions["points"], errors="coerce").to_numpy(dtype=float)
+        ok = (rc >= 0) & (rt <= end) & np.isfinite(rp) & (rp > 0)
+        deb_code.append(rc[ok])
+        deb_t.append(rt[ok])
+        deb_pts.append(rp[ok])
+    keep = lot_pts > 0
+    return (
+        lot_code[keep],
+        lot_t[keep],
+        lot_pts[keep],
+        np.concatenate(deb_code).astype(np.int64),
+        np.concatenate(deb_t).astype(np.int64),
+        np.concatenate(deb_pts),
+    )
+
+
+def _records(machine: _TierMachine) -> tuple[np.ndarray, ...]:
+    if not machine.rec:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, empty, empty
+    return tuple(np.concatenate([r[i] for r in machine.rec]) for i in range(5))
+
+
+def _points(
+    hist: _History,
+    machine: _TierMachine,
+    cfg: PolicyConfig,
+    codes: np.ndarray,
+    secs: np.ndarray,
+    redemptions: pd.DataFrame | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    end = int(secs.max()) if len(secs) else 0
+    lot_code, lot_t, lot_pts, deb_code, deb_t, deb_pts = _ledger(
+        hist, machine, cfg, redemptions, end
+    )
+    pts = cfg.points
+    lot_exp = _shift_months(lot_t, pts.expiry_months)
+    earned = KeyedCumsum(lot_code, lot_t, lot_pts)
+    # Lots sorted by (member, earn time) in the order they are consumed; C = cumulative earned
+    # through each lot. Expiry order equals earn order (same duration), so an expiry at x sets
+    # "consumed-or-expired from the front" P to at least C of the expiring lot.
+    order = np.lexsort((lot_t, lot_code))
+    lc, lp, lx = lot_code[order], lot_pts[order], lot_exp[order]
+    csum = np.cumsum(lp)
+    start_of = np.r_[True, lc[1:] != lc[:-1]] if len(lc) else np.zeros(0, bool)
+    group_base = (
+        np.maximum.accumulate(np.where(start_of, np.arange(len(lc)), 0))
+        if len(lc)
+        else np.zeros(0, np.int64)
+    )
+    cum_through = csum - np.r_[0.0, csum][group_base]
+    exp_keep = lx <= end
+    # Non-earn operations: expiries (P = max(P, C)) and debits (P = min(P + d, E)).
+    op_code = np.r_[lc[exp_keep], deb_code]
+    op_t = np.r_[lx[exp_keep], deb_t]
+    op_kind = np.r_[np.full(exp_keep.sum(), _EXPIRE), np.full(len(deb_code), _DEBIT)]
+    op_val = np.r_[cum_through[exp_keep], deb_pts]
+    seq = np.arange(len(op_code))
+    o = np.lexsort((seq, op_kind, op_t, op_code))
+    op_code, op_t, op_kind, op_val = op_code[o], op_t[o], op_kind[o], op_val[o]
+    # E at a debit: everything earned up to and including its instant (earns precede debits).
+    e_at = earned.prefix(op_code, op_t, inclusive=True) if len(op_code) else np.zeros(0)
+    p_after = np.zeros(len(op_code))
+    if len(op_code):
+        first = np.r_[True, op_code[1:] != op_code[:-1]]
+        rank = np.arange(len(op_code)) - np.maximum.accumulate(
+            np.where(first, np.arange(len(op_code)), 0)
+        )
+        by_rank = np.argsort(rank, kind="stable")
+        bounds = np.searchsorted(rank[by_rank], np.arange(rank.max() + 2))
+        p = np.zeros(hist.n)
+        # One vectorised step per rank: every member's k-th operation at once.
+        for k in range(len(bounds) - 1):
+            idx = by_rank[bounds[k] : bounds[k + 1]]
+            mc = op_code[idx]
+            cur = p[mc]
+            new = np.where(
+                op_kind[idx] == _EXPIRE,
+                np.maximum(cur, op_val[idx]),
+                np.minimum(cur + op_val[idx], np.maximum(e_at[idx], cur)),
+            )
+            p[mc] = new
+            p_after[idx] = new
+    last_p = LastValue(op_code, op_t, p_after)
+    (p_now,) = last_p.lookup(codes, secs, (0.0,), inclusive=True)
+    e_now = earned.prefix(codes, secs, inclusive=True)
+    balance = np.maximum(e_now - p_now, 0.0)
+    soon = secs + pts.expiring_soon_days * DAY
+    by_expiry = KeyedCumsum(lot_code, lot_exp, lot_pts)
+    expiring = np.clip(by_expiry.prefix(codes, soon, inclusive=True) - p_now, 0.0, balance)
+    return np.round(balance).astype(np.int64), np.round(expiring).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------- usage
+
+
+def _usage(
+    hist: _History,
+    cfg: PolicyConfig,
+    offers: pd.DataFrame | None,
+    codes: np.ndarray,
+    secs: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Grants of each limited benefit in the snapshot's calendar month and year."""
+    limited = [
+        bid
+        for bid, b in cfg.benefits.items()
+        if b.max_per_month is not None or b.max_per_year is not None
+    ]
+    out: dict[str, np.ndarray] = {}
+    if not limited:
+        return out
+    if offers is None or not len(offers):
+        for bid in limited:
+            out[f"used_month__{bid}"] = np.zeros(len(codes), np.int64)
+            out[f"used_year__{bid}"] = np.zeros(len(codes), np.int64)
+        return out
+    oc = hist.index.get_indexer(offers["member_id"].astype(str))
+    ot = to_secs(offers["offered_at"])
+    bids = offers["benefit_id"].astype(str).to_numpy()
+    # An offer counts as used unless the log says it was not converted (unknown counts: the
+    # limits are caps, so err on the side of not over-granting).
+    used = (
+        pd.to_numeric(offers["converted"], errors="coerce").fillna(1).to_numpy() != 0
+        if "converted" in offers
+        else np.ones(len(offers), bool)
+    )
+    t_idx = pd.DatetimeIndex(pd.to_datetime(secs, unit="s"))  # naive UTC: periods drop tz
+    month_start = (
+        to_secs(t_idx.to_period("M").to_timestamp().tz_localize("UTC")) if len(secs) else secs
+    )
+    year_start = (
+        to_secs(t_idx.to_period("Y").to_timestamp().tz_localize("UTC")) if len(secs) else secs
+    )
+    for bid in limited:
+        sel = (oc >= 0) & used & (bids == bid)
+        index = KeyedCumsum(oc[sel], ot[sel])
+        out[f"used_month__{bid}"] = np.round(
+            index.window(codes, month_start, secs, lo_inclusive=True)
+        ).astype(np.int64)
+        out[f"used_year__{bid}"] = np.round(
+            index.window(codes, year_start, secs, lo_inclusive=True)
+        ).astype(np.int64)
+    return out
+
+
+def member_state(
+    data: Any, member_id: str, at: Any, config: PolicyConfig | None = None
+) -> pd.Series:
+    """One member's state at ``at`` (the serving path): replay of that member's rows only."""
+    tables = _tables(data)
+    mid = str(member_id)
+    small: dict[str, pd.DataFrame | None] = {}
+    for name, frame in tables.items():
+        if frame is None or "member_id" not in frame:
+            small[name] = frame
+        else:
+            small[name] = frame[frame["member_id"].astype(str) == mid]
+    if small["members"] is None or not len(small["members"]):
+        raise MissingDataError(f"member {mid!r} not found")
+    result = replay(small, config, as_of=at)
+    if not len(result):
+        raise MissingDataError(f"member {mid!r} had not joined by {to_utc(at)}")
+    return result.iloc[0]
