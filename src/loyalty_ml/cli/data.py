@@ -15,6 +15,61 @@ app = typer.Typer(
 )
 
 
+# --- generate (simulator engineer; docs/simulator.md) ---
+
+
+@app.command("generate")
+@friendly_errors
+def generate_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the tables and truth/.")],
+    members: Annotated[
+        int | None, typer.Option("--members", min=1, help="Members (default: config).")
+    ] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", min=30, help="Simulated days (default: config).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed (default: config).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Simulator YAML (default: config/simulator.yaml)."),
+    ] = None,
+) -> None:
+    """Simulate a loyalty shop: all six contract tables plus truth/ (latent traits, true churn
+    probabilities, true uplift per benefit, preferences). Deterministic for a seed."""
+    from rich.progress import BarColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    from loyalty_ml.simulate import generate, load_config
+
+    cfg = load_config(config, members=members, days=days, seed=seed)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        "{task.completed:,}/{task.total:,} members",
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("simulating", total=cfg.members)
+        summary = generate(
+            cfg, out_dir, progress=lambda done, _total: bar.update(task, completed=done)
+        )
+    out.print(
+        f"[bold]simulated shop[/] → {out_dir}  ({summary['members']:,} members, "
+        f"{summary['start']} … {summary['end']}, seed {summary['seed']})",
+        highlight=False,
+    )
+    for name, rows in summary["rows"].items():
+        out.print(f"  {name}: {rows:,} rows", highlight=False)
+    out.print(
+        f"  no completed order in the last 90 days: {summary['no_order_last_90d']:.1%}; "
+        f"mean true P(churn, next 90 days): {summary['mean_p_churn_next_90d']:.1%}",
+        highlight=False,
+    )
+    out.print(f"  took {summary['seconds']:.1f} s", highlight=False)
+
+
 # --- validate / import (contract engineer); other commands of this group go below or above. ---
 
 
