@@ -128,7 +128,7 @@ class Block:
 
 def simulate_block(ctx: Context, block: int) -> Block:
     cfg, cal, cat = ctx.cfg, ctx.cal, ctx.catalogue
-    pop, ch, bk, cc = cfg.population, cfg.churn, cfg.baskets, cfg.events, cfg.campaigns
+    pop, ch, bk, cc = cfg.population, cfg.churn, cfg.baskets, cfg.campaigns
     lo = block * cfg.block_size
     hi = min(cfg.members, lo + cfg.block_size)
     n = hi - lo
