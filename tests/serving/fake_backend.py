@@ -8,6 +8,8 @@ active profile's, i.e. SQLite under LOYALTY_HOME) and the real builder. Used by 
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 
 import pandas as pd
 
@@ -150,8 +152,14 @@ class FakeBackend:
             holdout_share=self.config.campaigns.holdout_share,
             default_channel=self.config.campaigns.default_channel,
         )
+        delay = float(os.environ.get("LOYALTY_FAKE_SCORE_DELAY_S", "0"))
+
+        def scored() -> pd.DataFrame:
+            time.sleep(delay)  # lets the integration test kill the server mid-call
+            return self.scored
+
         return await campaign_ops.at_risk(
-            self.log, request, policy, scored=lambda: self.scored, options=benefit_options
+            self.log, request, policy, scored=scored, options=benefit_options
         )
 
     async def cancel_campaign(self, campaign_id: str) -> CancelResponse:
