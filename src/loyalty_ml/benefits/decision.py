@@ -1,0 +1,156 @@
+"""The decision layer: from estimated effects to one benefit per member.
+
+Net value of arm k for a member = (shrunk) uplift in the objective - the benefit's cost. The
+control arm (``none``) has net value 0 and is always allowed, so a member gets ``none`` whenever
+no allowed benefit is worth its cost. A member is moved off the default arm (the best "same
+benefit for everyone" choice) only when the estimated gain exceeds ``switch_margin``. With a
+budget, the policy engine's :func:`loyalty_ml.policy.allocate` picks across members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from loyalty_ml.benefits.config import Objective
+
+Matrix = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class DecisionParams:
+    shrinkage: float = 1.0
+    switch_margin: float = 0.0
+    default_arm: int = 0  # index into arms (0 = control)
+
+
+def objective_uplift(
+    objective: Objective,
+    uplift_conversion: Matrix,
+    uplift_revenue: Matrix | None,
+    margin_rate: float | None,
+) -> Matrix:
+    """Effect in objective units, ``(n, n_arms)``."""
+    if objective == "conversion":
+        return uplift_conversion
+    if uplift_revenue is None:
+        raise ValueError(f"objective {objective} needs revenue effects")
+    if objective == "revenue":
+        return uplift_revenue
+    return (margin_rate or 0.0) * uplift_revenue
+
+
+def cost_in_objective_units(
+    objective: Objective, costs: Sequence[float], conversion_value: float | None
+) -> NDArray[np.float64]:
+    c = np.asarray(costs, dtype=np.float64)
+    if objective == "conversion":
+        return c / conversion_value if conversion_value else np.zeros_like(c)
+    return c
+
+
+def net_values(
+    uplift: Matrix, centers: Sequence[float], shrinkage: float, unit_costs: Sequence[float]
+) -> Matrix:
+    """``center_k + shrinkage * (uplift - center_k) - cost_k``; column 0 (control) is 0."""
+    ctr = np.asarray(centers, dtype=np.float64)[None, :]
+    net = ctr + shrinkage * (uplift - ctr) - np.asarray(unit_costs, dtype=np.float64)[None, :]
+    net[:, 0] = 0.0
+    return net
+
+
+def choose(
+    net: Matrix, eligible: NDArray[np.bool_] | None, params: DecisionParams
+) -> NDArray[np.int64]:
+    """One arm index per member (0 = control)."""
+    n, k = net.shape
+    ok = np.ones((n, k), dtype=bool) if eligible is None else eligible.copy()
+    ok[:, 0] = True
+    masked = np.where(ok, net, -np.inf)
+    best = masked.argmax(axis=1)
+    rows = np.arange(n)
+    default = np.where(ok[:, params.default_arm], params.default_arm, 0)
+    gain = masked[rows, best] - masked[rows, default]
+    choice = np.where(gain > params.switch_margin, best, default)
+    # Nothing worth its cost -> control.
+    return np.where(masked[rows, choice] > 0, choice, 0).astype(np.int64)
+
+
+def candidate_options(
+    member_ids: Sequence[str],
+    net: Matrix,
+    costs: Matrix,
+    eligible: NDArray[np.bool_] | None,
+    params: DecisionParams,
+) -> pd.DataFrame:
+    """Options for the budgeted allocation: allowed arms with positive net value that are the
+    default arm or beat it by ``switch_margin``. Columns member_id, option_id (arm index), value,
+    cost."""
+    n, k = net.shape
+    ok_all = np.ones((n, k), dtype=bool) if eligible is None else eligible.copy()
+    ok_all[:, 0] = True
+    rows = np.arange(n)
+    default = np.where(ok_all[:, params.default_arm], params.default_arm, 0)
+    default_net = net[rows, default]
+    ok = ok_all.copy()
+    ok[:, 0] = False
+    arm_idx = np.arange(k)[None, :]
+    passes = (arm_idx == default[:, None]) | (net - default_net[:, None] > params.switch_margin)
+    keep = ok & (net > 0) & passes
+    r, c = np.nonzero(keep)
+    return pd.DataFrame(
+        {
+            "member_id": np.asarray(member_ids, dtype=object)[r],
+            "option_id": c,
+            "value": net[r, c],
+            "cost": costs[r, c],
+        }
+    )
+
+
+def allocate_with_budget(
+    member_ids: Sequence[str],
+    net: Matrix,
+    costs: Matrix,
+    eligible: NDArray[np.bool_] | None,
+    params: DecisionParams,
+    budget: float,
+) -> NDArray[np.int64]:
+    """Arm index per member under a total cost budget (policy engine's MCKP greedy)."""
+    from loyalty_ml.policy import allocate
+
+    cands = candidate_options(member_ids, net, costs, eligible, params)
+    choice = np.zeros(len(net), dtype=np.int64)
+    if len(cands) == 0:
+        return choice
+    chosen = allocate(cands, budget)
+    pos = pd.Index(np.asarray(member_ids, dtype=object)).get_indexer(chosen["member_id"])
+    choice[pos] = chosen["option_id"].to_numpy(dtype=np.int64)
+    return choice
+
+
+def explore(
+    choice: NDArray[np.int64],
+    eligible: NDArray[np.bool_] | None,
+    n_arms: int,
+    share: float,
+    seed: int,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Epsilon-greedy exploration; returns the final arms and their logging propensities."""
+    n = len(choice)
+    if share <= 0:
+        return choice, np.ones(n)
+    ok = np.ones((n, n_arms), dtype=bool) if eligible is None else eligible.copy()
+    ok[:, 0] = True
+    n_ok = ok.sum(axis=1)
+    rng = np.random.default_rng(seed)
+    u = rng.random((n, n_arms))
+    random_arm = np.where(ok, u, -1.0).argmax(axis=1)
+    take = rng.random(n) < share
+    final = np.where(take, random_arm, choice).astype(np.int64)
+    prop = share / n_ok + np.where(final == choice, 1.0 - share, 0.0)
+    return final, prop
