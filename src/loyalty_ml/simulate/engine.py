@@ -65,12 +65,13 @@ def sample_days(rng: np.random.Generator, weights: np.ndarray) -> tuple[np.ndarr
     Equivalent to a Poisson draw per cell but costs O(events): total count per row, then days by
     inverse CDF over the row's cumulative rate (one global searchsorted)."""
     n, d = weights.shape
-    cs = np.cumsum(weights, axis=1, dtype=np.float64)
-    tot = cs[:, -1] if d else np.zeros(n)
+    # One cumulative sum over the flattened matrix (float64: it runs to the block's total).
+    flat = np.cumsum(weights.reshape(-1), dtype=np.float64)
+    ends = flat[d - 1 :: d] if d else np.zeros(n)
+    offset = np.concatenate([[0.0], ends[:-1]])
+    tot = np.maximum(ends - offset, 0.0)
     k = rng.poisson(tot)
     rows = np.repeat(np.arange(n), k)
-    offset = np.concatenate([[0.0], np.cumsum(tot)[:-1]])
-    flat = (cs + offset[:, None]).ravel()
     target = offset[rows] + rng.random(len(rows)) * tot[rows]
     idx = np.searchsorted(flat, target, side="right")
     days = np.clip(idx - rows * d, 0, d - 1)
@@ -271,17 +272,29 @@ def simulate_block(ctx: Context, block: int) -> Block:
     cause_names = np.array(CAUSES, dtype=object)
 
     # ---- daily completed-order rates ------------------------------------------------------
+    # Built in place on one float32 matrix: (activity × season), then the sparse modifiers.
     d_idx = np.arange(total)
-    alive = d_idx[None, :] >= join_day[:, None]
-    promo = 1 + cal.promo_boost[None, :] * (0.5 + price_sens[:, None])
-    bday = np.where(
-        cal.month[None, :] == birth_month[:, None], cfg.calendar.birthday_month_factor, 1
-    )
-    base = (activity / 365.0)[:, None] * cal.season[None, :] * promo * bday * alive
-    base = base.astype(np.float32)
-    since = np.clip(d_idx[None, :] - onset[:, None], 0, None).astype(np.float32)
-    decline = np.exp(-since / kappa[:, None].astype(np.float32))
-    del since, promo, bday
+    base = np.outer((activity / 365.0).astype(np.float32), cal.season.astype(np.float32))
+    for day in np.flatnonzero(cal.promo_boost > 0):
+        base[:, day] *= (1 + cal.promo_boost[day] * (0.5 + price_sens)).astype(np.float32)
+    for month in range(1, 13):
+        rows = np.flatnonzero(birth_month == month)
+        cols = np.flatnonzero(cal.month == month)
+        if len(rows) and len(cols):
+            base[np.ix_(rows, cols)] *= np.float32(cfg.calendar.birthday_month_factor)
+    late = np.flatnonzero(join_day > 0)
+    base[late] *= d_idx[None, :] >= join_day[late, None]
+    # Decline multiplier r^(d - onset) after the onset; only rows whose onset falls in the
+    # latent window need it (the others are 1 throughout).
+    dec_rows = np.flatnonzero(onset < total)
+    since = np.clip(d_idx[None, :] - onset[dec_rows, None], 0, None).astype(np.float32)
+    dec_part = np.exp(-since / kappa[dec_rows, None].astype(np.float32))
+    del since
+
+    def declined(matrix: np.ndarray) -> np.ndarray:
+        out = matrix.copy()
+        out[dec_rows] *= dec_part
+        return out
 
     # ---- campaigns: randomized benefits with known propensities ---------------------------
     benefits = ctx.benefits
@@ -298,7 +311,8 @@ def simulate_block(ctx: Context, block: int) -> Block:
                 weights[TRAITS.index(t), j] = w
     is_control = np.array([b == CONTROL_BENEFIT for b in benefits])
     bday_col = benefits.index("birthday_pack") if "birthday_pack" in benefits else -1
-    offer_mult = np.ones((n, total), dtype=np.float32)
+    mu_nodecline = base  # completed-order rate if the member never declined (offers added below)
+    del base
     offers: list[dict[str, np.ndarray]] = []
     for k, cday in enumerate(ctx.campaign_days):
         included = (rng.random(n) < cc.inclusion_rate) & (join_day < cday)
@@ -317,7 +331,7 @@ def simulate_block(ctx: Context, block: int) -> Block:
         effect[:, is_control] = 0.0
         idx = np.flatnonzero(included)
         window = slice(cday, cday + cc.window_days)
-        offer_mult[idx, window] = (1 + effect[idx, choice[idx]])[:, None]
+        mu_nodecline[idx, window] *= (1 + effect[idx, choice[idx]])[:, None].astype(np.float32)
         offers.append(
             {
                 "campaign": np.full(len(idx), k),
@@ -330,9 +344,7 @@ def simulate_block(ctx: Context, block: int) -> Block:
                 "effect": effect[idx],
             }
         )
-    mu_nodecline = base * offer_mult  # completed-order rate if the member never declined
-    del offer_mult
-    mu = mu_nodecline * decline
+    mu = declined(mu_nodecline)
 
     # ---- orders -----------------------------------------------------------------------------
     o_member, o_day = sample_days(rng, mu[:, :days] / p_complete[:, None].astype(np.float32))
@@ -528,7 +540,9 @@ def simulate_block(ctx: Context, block: int) -> Block:
     # ---- truth: uplift per offer × benefit ----------------------------------------------------
     if n_off:
         win = off["day"][:, None] + np.arange(cc.window_days)[None, :]
-        lam_w = (base[om[:, None], win] * decline[om[:, None], win]).sum(axis=1, dtype=np.float64)
+        # The realised window rate carries the assigned benefit's factor: divide it out.
+        assigned_effect = off["effect"][np.arange(n_off), ob]
+        lam_w = mu[om[:, None], win].sum(axis=1, dtype=np.float64) / (1 + assigned_effect)
         lam_b = lam_w[:, None] * (1 + off["effect"])
         conv_b = 1 - np.exp(-lam_b)
         rev_b = lam_b * basket_value[om, None]
@@ -576,7 +590,7 @@ def simulate_block(ctx: Context, block: int) -> Block:
             )
             p = p_no_completed_order(w.astype(np.float64), hazard[idx], r[idx], declined)
             churn_rows.append(
-                pd.DataFrame(
+                _frame(
                     {
                         "member_id": member_ids[idx],
                         "as_of": cal.day_start(np.full(len(idx), a)),
@@ -620,7 +634,7 @@ def simulate_block(ctx: Context, block: int) -> Block:
     onum = (lo + o_member).astype(np.int64) * 10_000 + seq
     order_ids = _prefixed(cfg.ids.order, onum)
     tables: dict[str, pd.DataFrame] = {}
-    tables["members"] = pd.DataFrame(
+    tables["members"] = _frame(
         {
             "member_id": member_ids,
             "joined_at": _ts(cal.stamps(join_day, join_sec)),
@@ -633,7 +647,7 @@ def simulate_block(ctx: Context, block: int) -> Block:
         }
     )
     status_names = np.array(["completed", "returned", "cancelled"], dtype=object)
-    tables["orders"] = pd.DataFrame(
+    tables["orders"] = _frame(
         {
             "order_id": order_ids,
             "member_id": member_ids[o_member],
@@ -645,7 +659,7 @@ def simulate_block(ctx: Context, block: int) -> Block:
             "channel": _choice(rng, cfg.calendar.order_channels, n_orders),
         }
     )
-    tables["order_items"] = pd.DataFrame(
+    tables["order_items"] = _frame(
         {
             "order_id": order_ids[it_order],
             "product_id": cat.product_ids[it_prod],
@@ -657,7 +671,7 @@ def simulate_block(ctx: Context, block: int) -> Block:
     offer_num = (lo + om) * 100 + off["campaign"].astype(np.int64)
     offer_ids = _prefixed(cfg.ids.offer, offer_num)
     bnames = np.array(benefits, dtype=object)
-    tables["offers"] = pd.DataFrame(
+    tables["offers"] = _frame(
         {
             "offer_id": offer_ids,
             "member_id": member_ids[om],
@@ -675,7 +689,7 @@ def simulate_block(ctx: Context, block: int) -> Block:
     onset_ts = _ts(
         np.where(onset < total, cal.stamps(np.minimum(onset, total), 0), np.iinfo(np.int64).min)
     )
-    truth["members"] = pd.DataFrame(
+    truth["members"] = _frame(
         {
             "member_id": member_ids,
             "segment": segment,
@@ -703,7 +717,7 @@ def simulate_block(ctx: Context, block: int) -> Block:
     truth["churn"] = pd.concat(churn_rows, ignore_index=True) if churn_rows else pd.DataFrame()
     if n_off:
         rep = np.repeat(np.arange(n_off), nb)
-        truth["uplift"] = pd.DataFrame(
+        truth["uplift"] = _frame(
             {
                 "offer_id": offer_ids[rep],
                 "member_id": member_ids[om][rep],
@@ -725,14 +739,14 @@ def simulate_block(ctx: Context, block: int) -> Block:
         truth["uplift"] = pd.DataFrame()
     pref = aff >= 1e-3
     pm, pc = np.nonzero(pref)
-    truth["preferences"] = pd.DataFrame(
+    truth["preferences"] = _frame(
         {
             "member_id": member_ids[pm],
             "category": np.array(cat.categories, dtype=object)[pc],
             "affinity": aff[pm, pc],
         }
     )
-    truth["staples"] = pd.DataFrame(
+    truth["staples"] = _frame(
         {
             "member_id": member_ids[staple_m],
             "product_id": cat.product_ids[staple_p],
@@ -740,6 +754,19 @@ def simulate_block(ctx: Context, block: int) -> Block:
         }
     )
     return Block(tables=tables, truth=truth)
+
+
+def _frame(columns: dict[str, object]) -> pd.DataFrame:
+    """DataFrame without pandas' per-column type inference over object arrays (slow, and it
+    tries to parse all-None columns as dates)."""
+    return pd.DataFrame(
+        {
+            k: pd.Series(v, dtype=object, copy=False)
+            if isinstance(v, np.ndarray) and v.dtype == object
+            else v
+            for k, v in columns.items()
+        }
+    )
 
 
 def _ts(ns: np.ndarray) -> pd.DatetimeIndex:
@@ -847,21 +874,33 @@ def _events(
         return rng.integers(1, 86_400, k)
 
     d_idx = np.arange(days)
-    alive = (d_idx[None, :] >= join_day[:, None]).astype(np.float32)
-    after = d_idx[None, :] >= onset[:, None]
-    since = np.clip(d_idx[None, :] - onset[:, None], 0, None).astype(np.float32)
-    slow = (kappa * ch.engagement_slowdown)[:, None].astype(np.float32)
-    eng_decline = ch.engagement_floor + (1 - ch.engagement_floor) * np.exp(-since / slow)
+    # Visit propensity: 0 before joining; after the onset it fades `engagement_slowdown` times
+    # slower than orders, towards a floor (leaving members keep looking without buying).
+    base_w = np.ones((n, days), dtype=np.float32)
+    late = np.flatnonzero(join_day > 0)
+    base_w[late] *= d_idx[None, :] >= join_day[late, None]
+    dec_rows = np.flatnonzero(onset < days)
+    since = np.clip(d_idx[None, :] - onset[dec_rows, None], 0, None).astype(np.float32)
+    slow = (kappa[dec_rows] * ch.engagement_slowdown)[:, None].astype(np.float32)
+    floor = np.float32(ch.engagement_floor)
+    base_w[dec_rows] *= floor + (1 - floor) * np.exp(-since / slow)
     del since
-    season = cal.season[None, :days].astype(np.float32)
-    login_w = (engage / 365.0)[:, None].astype(np.float32) * season * alive * eng_decline
+    season = cal.season[:days].astype(np.float32)
+    login_w = np.outer((engage / 365.0).astype(np.float32), season)
+    login_w *= base_w
 
     m, d = sample_days(rng, login_w)
     add(m, d, secs(len(m)), "login")
 
-    def boost(spec: dict[str, float]) -> np.ndarray:
+    def boosted(w: np.ndarray, scale: float, spec: dict[str, float]) -> np.ndarray:
+        """w × scale, × the cause's boost after the onset (browsing, abandoned carts)."""
         b = np.array([spec.get(c, spec["default"]) for c in cause], dtype=np.float32)
-        return np.where(after, b[:, None], 1.0).astype(np.float32)
+        out = w * np.float32(scale)
+        rows = dec_rows[b[dec_rows] != 1]
+        out[rows] *= np.where(d_idx[None, :] >= onset[rows, None], b[rows, None], 1).astype(
+            np.float32
+        )
+        return out
 
     def browse_products(m: np.ndarray, d: np.ndarray) -> np.ndarray:
         # Members leaving for assortment reasons browse outside their usual categories.
@@ -871,19 +910,18 @@ def _events(
         c = _rows_choice(rng, probs)
         return _eligible_sample(rng, cat, c, d, tier[m], cfg.baskets.max_redraws)
 
-    m, d = sample_days(rng, login_w * evc.browse_views_per_login * boost(ch.browse_boost))
+    m, d = sample_days(rng, boosted(login_w, evc.browse_views_per_login, ch.browse_boost))
     add(m, d, secs(len(m)), "view", browse_products(m, d))
     m, d = sample_days(
-        rng, login_w * evc.abandoned_carts_per_login * boost(ch.abandoned_cart_boost)
+        rng, boosted(login_w, evc.abandoned_carts_per_login, ch.abandoned_cart_boost)
     )
     add(m, d, secs(len(m)), "cart", browse_products(m, d))
     del login_w
-    base_w = alive * eng_decline
-    m, d = sample_days(rng, (checkin_rate / 365.0)[:, None].astype(np.float32) * base_w)
+    m, d = sample_days(rng, base_w * (checkin_rate / 365.0)[:, None].astype(np.float32))
     add(m, d, secs(len(m)), "checkin")
-    m, d = sample_days(rng, np.float32(evc.referral_per_year / 365.0) * base_w)
+    m, d = sample_days(rng, base_w * np.float32(evc.referral_per_year / 365.0))
     add(m, d, secs(len(m)), "referral")
-    del base_w, eng_decline, alive
+    del base_w
 
     # Order-linked: a view and a cart of the first item shortly before each order.
     has = first_prod >= 0
@@ -963,7 +1001,7 @@ def _events(
     order = np.lexsort((e, ts, m))
     m, ts, e, p, v = m[order], ts[order], e[order], p[order], v[order]
     prod_ids = np.where(p >= 0, cat.product_ids[np.maximum(p, 0)], None)
-    return pd.DataFrame(
+    return _frame(
         {
             "member_local": m,
             "occurred_at": _ts(ts),
