@@ -389,15 +389,19 @@ class ALSModel(_FactorModel):
         user_items = as_csr(user_items)
         self.n_users, self.n_items = user_items.shape
         p = self.params
-        model = AlternatingLeastSquares(
-            factors=p["factors"],
-            regularization=p["regularization"],
-            alpha=p["alpha"],
-            iterations=p["iterations"],
-            random_state=p["seed"],
-            num_threads=p["threads"],
-        )
-        model.fit(user_items, show_progress=False)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=p["factors"],
+                regularization=p["regularization"],
+                alpha=p["alpha"],
+                iterations=p["iterations"],
+                random_state=p["seed"],
+                num_threads=p["threads"],
+            )
+        with threadpool_limits(1, "blas"):  # implicit parallelises itself (field notes)
+            model.fit(user_items, show_progress=False)
         self.user_factors, self.item_factors = _dense_factors(model)
         return self
 
@@ -446,15 +450,19 @@ class BPRModel(_FactorModel):
         user_items = as_csr(user_items)
         self.n_users, self.n_items = user_items.shape
         p = self.params
-        model = BayesianPersonalizedRanking(
-            factors=p["factors"],
-            learning_rate=p["learning_rate"],
-            regularization=p["regularization"],
-            iterations=p["iterations"],
-            random_state=p["seed"],
-            num_threads=p["threads"],
-        )
-        model.fit(user_items, show_progress=False)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"):
+            model = BayesianPersonalizedRanking(
+                factors=p["factors"],
+                learning_rate=p["learning_rate"],
+                regularization=p["regularization"],
+                iterations=p["iterations"],
+                random_state=p["seed"],
+                num_threads=p["threads"],
+            )
+        with threadpool_limits(1, "blas"):  # implicit parallelises itself (field notes)
+            model.fit(user_items, show_progress=False)
         self.user_factors, self.item_factors = _dense_factors(model)
         return self
 

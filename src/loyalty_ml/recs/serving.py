@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,20 +43,46 @@ REASONS = {
 }
 
 
-@dataclass
-class RecommendationResult:
-    member_id: str
-    context: str
-    items: list[dict[str, Any]]
-    fallback: str | None = None
-    notes: list[str] = field(default_factory=list)
+class RecommendationResult(tuple):
+    """``items`` (product_id, score, reason, points_to_earn), ``fallback`` (None, "cold_start",
+    "popular", "home") and ``notes``. Also unpacks as the pair ``(items, fallback)``."""
+
+    def __new__(
+        cls,
+        member_id: str,
+        context: str,
+        items: list[dict[str, Any]],
+        fallback: str | None = None,
+        notes: list[str] | None = None,
+    ) -> RecommendationResult:
+        obj = super().__new__(cls, (items, fallback))
+        obj.member_id, obj.context = member_id, context
+        obj.notes = list(notes or [])
+        return obj
+
+    @property
+    def items(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return self[0]
+
+    @property
+    def fallback(self) -> str | None:
+        return self[1]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "member_id": self.member_id,
+            "context": self.context,
+            "items": self.items,
+            "fallback": self.fallback,
+            "notes": self.notes,
+        }
 
     @property
     def product_ids(self) -> list[str]:
         return [i["product_id"] for i in self.items]
+
+    def __repr__(self) -> str:
+        return f"RecommendationResult({self.to_dict()!r})"
 
 
 def _csr_from_lists(lists: list[np.ndarray], vals: list[np.ndarray] | None, n_cols: int):
@@ -106,6 +131,19 @@ class _Rows:
                 else np.zeros(0, np.float32)
             )
         return idx, val
+
+    def take(self, rows: np.ndarray) -> _Rows:
+        """Rows in a new order; −1 gives an empty row."""
+        rows = np.asarray(rows, np.int64)
+        valid = rows >= 0
+        lengths = np.zeros(len(rows), np.int64)
+        lengths[valid] = self.indptr[rows[valid] + 1] - self.indptr[rows[valid]]
+        indptr = np.zeros(len(rows) + 1, np.int64)
+        indptr[1:] = np.cumsum(lengths)
+        starts = np.repeat(np.where(valid, self.indptr[np.maximum(rows, 0)], 0), lengths)
+        offsets = np.arange(indptr[-1]) - np.repeat(indptr[:-1], lengths)
+        src = starts + offsets
+        return _Rows(indptr, self.indices[src], self.data[src])
 
     def state(self, prefix: str) -> dict[str, np.ndarray]:
         return {
@@ -212,6 +250,42 @@ class Recommender:
             state = {k: data[k] for k in data.files if k != "meta"}
             meta = json.loads(str(data["meta"]))
         rec = cls(state, meta)
+        rec._state = state
+        return rec
+
+    def with_members(self, dataset: Any, as_of: Any) -> Recommender:
+        """The same models with member state (history, purchases, last order, tiers, segments)
+        re-read from ``dataset`` as of ``as_of``: batch lists reflect the data given."""
+        from loyalty_ml.recs.interactions import from_log, interaction_log
+        from loyalty_ml.timeutil import to_utc
+
+        as_of = to_utc(as_of)
+        cut = dataset.as_of(as_of)
+        try:
+            log_rows = interaction_log(cut, self.config.interactions)
+        except LoyaltyError:
+            log_rows = pd.DataFrame(
+                {
+                    "member_id": [],
+                    "product_id": [],
+                    "at": pd.to_datetime([], utc=True),
+                    "weight": [],
+                    "is_purchase": [],
+                }
+            )
+        ids = sorted(set(cut.members["member_id"].astype(str)) | set(log_rows["member_id"]))
+        inter = from_log(
+            log_rows, np.array(ids, dtype=str), self.item_ids, as_of, self.config.interactions
+        )
+        member_state, _ = _member_state(
+            inter, cut, self.config, self.tier_names or _default_tiers(), self.segment_values
+        )
+        state = dict(self._state)
+        state.update(member_state)
+        old = pd.Index(self.member_ids).get_indexer(member_state["member_ids"])
+        for name in self.meta["factor"]:
+            state.update(self.member_top[name].take(old).state(f"mt.{name}"))
+        rec = Recommender(state, dict(self.meta))
         rec._state = state
         return rec
 
@@ -333,6 +407,7 @@ class Recommender:
         sources: list = []
         blocked: list[np.ndarray] = []  # never recommended in this request (cart items, anchor)
         allow_repeat = False
+        blocked_categories: np.ndarray | None = None  # cart substitutes
 
         if context == "similar":
             anchor = self.item_index.get(str(product_id)) if product_id is not None else None
@@ -371,9 +446,12 @@ class Recommender:
                     sources.append(("repeat", rep[keep], rate[keep], w))
             if len(seeds):
                 idx, val = self.complement.rows(seeds)
-                if self.config.serving.cart_substitute_penalty > 0:
+                penalty = self.config.serving.cart_substitute_penalty
+                if penalty > 0:
                     seed_cats = self.category[seeds]
                     seed_cats = seed_cats[seed_cats >= 0]
+                    if len(seed_cats) and penalty >= 1 and context == "cart":
+                        blocked_categories = seed_cats
                     if len(seed_cats):
                         same = np.isin(self.category[idx], seed_cats)
                         val = np.where(
@@ -430,7 +508,17 @@ class Recommender:
             else not include_purchased
         )
         result_ids, result_scores, result_reasons = self._filter_rank(
-            ids, scores, best, names, member, tier, n, exclude_bought, allow_repeat, blocked
+            ids,
+            scores,
+            best,
+            names,
+            member,
+            tier,
+            n,
+            exclude_bought,
+            allow_repeat,
+            blocked,
+            blocked_categories,
         )
         if len(result_ids) < n:
             extra: list = []
@@ -448,6 +536,7 @@ class Recommender:
                 exclude_bought,
                 False,
                 [taken],
+                blocked_categories,
             )
             if len(more_ids):
                 if fallback is None:
@@ -468,7 +557,7 @@ class Recommender:
         )
         items = [
             {
-                "product_id": self.item_ids[i],
+                "product_id": str(self.item_ids[i]),
                 "score": round(float(s), 6),
                 "reason": r,
                 "points_to_earn": p,
@@ -479,8 +568,23 @@ class Recommender:
         ]
         return RecommendationResult(member_id, context, items, fallback, notes)
 
+    def popular(self, n: int = 10, member_tier: str | None = None) -> list[dict[str, Any]]:
+        """Most popular available items for a tier (lowest tier by default), no history."""
+        return list(self.recommend("", n, "home", member_tier=member_tier).items)
+
     def _filter_rank(
-        self, ids, scores, best, names, member, tier, n, exclude_bought, allow_repeat, blocked
+        self,
+        ids,
+        scores,
+        best,
+        names,
+        member,
+        tier,
+        n,
+        exclude_bought,
+        allow_repeat,
+        blocked,
+        blocked_categories=None,
     ):
         if not len(ids) or n <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32), []
@@ -495,6 +599,8 @@ class Recommender:
         for b in blocked:
             if len(b):
                 keep &= ~np.isin(ids, b)
+        if blocked_categories is not None and len(blocked_categories):
+            keep &= ~np.isin(self.category[ids], blocked_categories)
         ids, scores, best = ids[keep], scores[keep], best[keep]
         boost = self.config.serving.tier_exclusive_boost
         if boost > 0 and tier > 0:
@@ -639,51 +745,9 @@ def build_recommender(
     rep = blend.components.get("repeat")
     state["repeat_rate"] = rep.repeat_rate if rep is not None else np.zeros(n_items, np.float32)
 
-    # Members: tier, birth month, history (newest first), purchases, last order.
-    member_tier = np.full(n_users, -1, np.int64)
-    birth_month = np.zeros(n_users, np.int64)
-    members = getattr(dataset, "members", None)
-    if members is not None and len(members):
-        mem = members.drop_duplicates("member_id").set_index(
-            members.drop_duplicates("member_id")["member_id"].astype(str)
-        )
-        pos = pd.Index(mem.index).get_indexer(state["member_ids"])
-        found = pos >= 0
-        if "tier" in mem:
-            tmap = {t: i for i, t in enumerate(tiers)}
-            codes = mem["tier"].astype("string").map(lambda t: tmap.get(t, -1)).to_numpy()
-            member_tier[found] = np.asarray(codes, np.int64)[pos[found]]
-        if "birth_date" in mem:
-            months = pd.to_datetime(mem["birth_date"], utc=True, errors="coerce").dt.month
-            birth_month[found] = months.fillna(0).to_numpy(np.int64)[pos[found]]
-    state["member_tier"], state["member_birth_month"] = member_tier, birth_month
-    keep_hist = max(
-        [
-            50,
-            config.item_knn.max_history,
-            config.transitions.max_history,
-            config.category_popularity.max_history,
-        ]
-    )
-    rec = inter.recency.tocsr()
-    rows = np.repeat(np.arange(n_users), np.diff(rec.indptr))
-    order = np.lexsort((rec.data, rows))  # per member: newest (rank 0) first
-    rank_in_row = np.arange(rec.nnz) - rec.indptr[rows[order]]
-    sel = order[rank_in_row < keep_hist]
-    hist = sp.csr_matrix(
-        (
-            (rank_in_row[rank_in_row < keep_hist] + 1).astype(np.float32),
-            (rows[sel], rec.indices[sel]),
-        ),
-        shape=(n_users, n_items),
-    )
-    state.update(_Rows.from_csr(_order_ascending(hist), order_by_value=False).state("history"))
-    bought = sp.csr_matrix(inter.counts)
-    bought.sort_indices()
-    state.update(_Rows.from_csr(bought, order_by_value=False).state("purchased"))
-    state.update(
-        _Rows.from_csr(_last_orders(inter, dataset), order_by_value=False).state("last_order")
-    )
+    member_state, mem_info = _member_state(inter, dataset, config, tiers, None)
+    state.update(member_state)
+    _, _, _, mem = mem_info
 
     # Item → item lists.
     item_item, decay = [], {}
@@ -748,28 +812,20 @@ def build_recommender(
     else:
         state.update(_Rows.from_csr(sp.csr_matrix((1, n_items))).state("category_top"))
     seg_cols, seg_values = [], {}
-    if members is not None and len(members):
-        for col in sc.segment_columns:
-            if col not in mem:
-                continue
-            values = mem[col].astype("string")
-            vals = sorted(v for v in values.dropna().unique().tolist() if v != "")
-            if not vals:
-                continue
-            vmap = {v: i for i, v in enumerate(vals)}
-            codes = values.map(lambda v, vmap=vmap: vmap.get(v, -1)).to_numpy()
-            member_code = np.full(n_users, -1, np.int64)
-            member_code[found] = np.asarray(codes, np.int64)[pos[found]]
-            ok = member_code >= 0
-            onehot = sp.csr_matrix(
-                (np.ones(ok.sum(), np.float32), (member_code[ok], np.flatnonzero(ok))),
-                shape=(len(vals), n_users),
-            )
-            seg = _row_max_scaled(onehot @ binary)
-            state.update(_Rows.from_csr(_top_per_row(seg, top_p)).state(f"seg.{col}"))
-            state[f"seg.{col}.member"] = member_code
-            seg_cols.append(col)
-            seg_values[col] = vals
+    for col, vals in _segment_values(mem, sc.segment_columns).items():
+        member_code = state[f"seg.{col}.member"]
+        ok = member_code >= 0
+        onehot = sp.csr_matrix(
+            (np.ones(ok.sum(), np.float32), (member_code[ok], np.flatnonzero(ok))),
+            shape=(len(vals), n_users),
+        )
+        seg = _row_max_scaled(onehot @ binary)
+        state.update(_Rows.from_csr(_top_per_row(seg, top_p)).state(f"seg.{col}"))
+        seg_cols.append(col)
+        seg_values[col] = vals
+    for key in [k for k in state if k.startswith("seg.") and k.endswith(".member")]:
+        if key.split(".")[1] not in seg_cols:
+            del state[key]
     info = {
         "config": config.model_dump(mode="json"),
         "weights": {k: float(v) for k, v in w.items()},
@@ -821,3 +877,87 @@ def _last_orders(inter: Interactions, dataset: Any) -> sp.csr_matrix:
     out.data[:] = 1.0
     out.sort_indices()
     return out
+
+
+def _segment_values(mem: pd.DataFrame | None, columns: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    if mem is None:
+        return out
+    for col in columns:
+        if col in mem:
+            vals = sorted(
+                v for v in mem[col].astype("string").dropna().unique().tolist() if v != ""
+            )
+            if vals:
+                out[col] = vals
+    return out
+
+
+def _member_state(
+    inter: Interactions,
+    dataset: Any,
+    config: RecsConfig,
+    tiers: list[str],
+    segment_values: dict[str, list[str]] | None,
+):
+    """Per-member arrays: tier, birth month, history (newest first), purchases, last order,
+    segment codes. ``segment_values`` None = derive the values from the members table."""
+    n_users, n_items = inter.user_items.shape
+    state: dict[str, np.ndarray] = {"member_ids": np.asarray(inter.user_ids).astype(str)}
+    member_tier = np.full(n_users, -1, np.int64)
+    birth_month = np.zeros(n_users, np.int64)
+    members = getattr(dataset, "members", None)
+    mem, found, pos = None, np.zeros(n_users, bool), np.full(n_users, -1)
+    if members is not None and len(members):
+        uniq = members.drop_duplicates("member_id")
+        mem = uniq.set_index(uniq["member_id"].astype(str))
+        pos = pd.Index(mem.index).get_indexer(state["member_ids"])
+        found = pos >= 0
+        if "tier" in mem:
+            tmap = {t: i for i, t in enumerate(tiers)}
+            codes = mem["tier"].astype("string").map(lambda t: tmap.get(t, -1)).to_numpy()
+            member_tier[found] = np.asarray(codes, np.int64)[pos[found]]
+        if "birth_date" in mem:
+            months = pd.to_datetime(mem["birth_date"], utc=True, errors="coerce").dt.month
+            birth_month[found] = months.fillna(0).to_numpy(np.int64)[pos[found]]
+    state["member_tier"], state["member_birth_month"] = member_tier, birth_month
+    keep_hist = max(
+        [
+            50,
+            config.item_knn.max_history,
+            config.transitions.max_history,
+            config.category_popularity.max_history,
+        ]
+    )
+    rec = sp.csr_matrix(inter.recency)
+    rows = np.repeat(np.arange(n_users), np.diff(rec.indptr))
+    order = np.lexsort((rec.data, rows))  # per member: newest (rank 0) first
+    rank_in_row = np.arange(rec.nnz) - rec.indptr[rows[order]]
+    sel = order[rank_in_row < keep_hist]
+    hist = sp.csr_matrix(
+        (
+            (rank_in_row[rank_in_row < keep_hist] + 1).astype(np.float32),
+            (rows[sel], rec.indices[sel]),
+        ),
+        shape=(n_users, n_items),
+    )
+    state.update(_Rows.from_csr(_order_ascending(hist), order_by_value=False).state("history"))
+    bought = sp.csr_matrix(inter.counts)
+    bought.sort_indices()
+    state.update(_Rows.from_csr(bought, order_by_value=False).state("purchased"))
+    state.update(
+        _Rows.from_csr(_last_orders(inter, dataset), order_by_value=False).state("last_order")
+    )
+    values = (
+        segment_values
+        if segment_values is not None
+        else _segment_values(mem, config.serving.segment_columns)
+    )
+    for col, vals in values.items():
+        code = np.full(n_users, -1, np.int64)
+        if mem is not None and col in mem:
+            vmap = {v: i for i, v in enumerate(vals)}
+            codes = mem[col].astype("string").map(lambda v, vmap=vmap: vmap.get(v, -1)).to_numpy()
+            code[found] = np.asarray(codes, np.int64)[pos[found]]
+        state[f"seg.{col}.member"] = code
+    return state, (members, found, pos, mem)

@@ -6,8 +6,8 @@ Protocol (never tunes on the test targets):
   ``holdout_days``; test targets = purchases in the last ``holdout_days`` before ``as_of``; each
   scored by models trained on everything before its period. Items a member already had are
   excluded from ranking and from the targets.
-* ``leave_one_out``: each member's last purchase is the test target and the one before the
-  validation target (the Amazon Beauty protocol on contract data).
+* ``leave_one_out``: each member's last *new* product (first purchase) is the test target and the
+  one before the validation target (the Amazon Beauty protocol on contract data).
 
 Optuna tunes on validation; every source alone and the blend are reported on test; the final model
 is refitted on everything up to ``as_of`` and packaged as a :class:`Recommender` bundle.
@@ -107,7 +107,8 @@ def make_splits(dataset, as_of, config: RecsConfig) -> tuple[Split, Split, pd.Da
     # leave_one_out over each member's purchase rows, in time order
     order = full.reset_index(drop=True)
     order["_pos"] = np.arange(len(order))
-    purchases = order[order["is_purchase"]]
+    # first purchases only: a target is a product new to the member
+    purchases = order[order["is_purchase"]].drop_duplicates(["member_id", "product_id"])
     rank_from_end = purchases.groupby("member_id").cumcount(ascending=False)
     splits = []
     for k, name in ((1, "validation"), (0, "test")):

@@ -1,0 +1,142 @@
+"""Serving semantics on a tiny shop with planted structure: scenarios, cold start, policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loyalty_ml.recs.serving import Recommender
+
+NOW = pd.Timestamp("2026-06-01", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def rec(shop_recommender) -> Recommender:
+    return Recommender.load(shop_recommender.bundle_dir)
+
+
+def _bought(shop, member_id):
+    orders = shop.orders[shop.orders["member_id"] == member_id]
+    return set(
+        shop.order_items[shop.order_items["order_id"].isin(orders["order_id"])]["product_id"]
+    )
+
+
+def _category(shop, pid):
+    return shop.products.set_index("product_id").loc[pid, "category"]
+
+
+def test_train_result_has_every_method(shop_recommender):
+    assert {"popularity", "item_knn", "transitions", "als", "blend"} <= set(
+        shop_recommender.metrics
+    )
+    assert (shop_recommender.bundle_dir / "recommender.npz").is_file()
+
+
+def test_home_no_repeats_excludes_purchased_and_points(rec, shop):
+    from loyalty_ml.policy import load_policy, points_to_earn
+
+    res = rec.recommend("m4", 8, "home", now=NOW)
+    ids = res.product_ids
+    assert len(ids) == len(set(ids)) == 8
+    assert not set(ids) & _bought(shop, "m4")
+    policy = load_policy()
+    prices = shop.products.set_index("product_id")["price"]
+    tier = "silver"  # m4 -> tiers[4 % 3]
+    for item in res.items:
+        assert item["points_to_earn"] == points_to_earn(
+            tier, float(prices[item["product_id"]]), NOW, policy
+        )
+        assert item["reason"]
+    scores = [i["score"] for i in res.items]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_planted_complement_is_found(rec, shop):
+    # everyone buys skin<k> and then hair<k>: hair<k> goes with skin<k>
+    res = rec.recommend("new-member", 5, "cart", cart=["skin3"], now=NOW)
+    assert res.product_ids[0] == "hair3"
+
+
+def test_cart_complements_not_substitutes_and_unknown_ignored(rec, shop):
+    res = rec.recommend("m1", 10, "cart", cart=["skin2", "nope"], now=NOW)
+    assert "skin2" not in res.product_ids
+    assert all(_category(shop, p) != "skin" for p in res.product_ids)
+    assert any("nope" in n for n in res.notes)
+    assert res.fallback is None
+
+
+def test_cold_start_never_errors(rec):
+    for member in ("unknown-1", ""):
+        res = rec.recommend(member, 5, "home", now=NOW)
+        assert res.fallback == "cold_start"
+        assert len(res.items) == 5
+    res = rec.recommend("unknown-2", 5, "similar", product_id="not-a-product", now=NOW)
+    assert res.fallback == "popular" and len(res.items) == 5
+    res = rec.recommend("unknown-3", 5, "bogus-context", now=NOW)
+    assert res.notes and len(res.items) == 5
+
+
+def test_tier_filter(rec):
+    normal = rec.recommend("stranger", 30, "home", member_tier="normal", now=NOW)
+    gold = rec.recommend("stranger", 30, "home", member_tier="gold", now=NOW)
+    assert "gold1" not in normal.product_ids
+    assert "gold1" in gold.product_ids  # popular, and allowed for gold
+
+
+def test_stored_member_tier_used(rec, shop):
+    gold_member = "m2"  # tiers[2 % 3] == gold
+    normal_member = "m0"
+    assert "gold1" not in rec.recommend(normal_member, 40, "home", now=NOW).product_ids
+    assert rec._tier(rec.member_index[gold_member], None, []) == 2
+
+
+def test_similar_excludes_anchor(rec):
+    res = rec.recommend("m3", 5, "similar", product_id="make2", now=NOW)
+    assert "make2" not in res.product_ids and len(res.items) == 5
+
+
+def test_post_purchase_brings_back_consumable(rec, shop):
+    # c0 is re-bought by every member: replenishable, allowed in post_purchase only
+    member = "m5"
+    assert "c0" in _bought(shop, member)
+    assert "c0" in rec.recommend(member, 10, "post_purchase", now=NOW).product_ids
+    assert "c0" not in rec.recommend(member, 10, "home", now=NOW).product_ids
+    assert "c0" in rec.recommend(member, 40, "home", now=NOW, include_purchased=True).product_ids
+
+
+def test_deterministic_and_batch_matches_single(rec):
+    a = rec.recommend("m7", 10, "home", now=NOW)
+    b = rec.recommend("m7", 10, "home", now=NOW)
+    assert a.items == b.items
+    batch = rec.recommend_batch(["m7", "zzz"], 10, "home", now=NOW)
+    assert list(batch.columns) == ["member_id", "rank", "product_id", "score"]
+    assert batch[batch.member_id == "m7"]["product_id"].tolist() == a.product_ids
+    assert batch[batch.member_id == "zzz"]["rank"].tolist() == list(range(1, 11))
+
+
+def test_result_unpacks_as_items_and_fallback(rec):
+    items, fallback = rec.recommend("ghost", 3, "home", now=NOW)
+    assert fallback == "cold_start" and len(items) == 3
+    assert rec.popular(3)
+
+
+def test_with_members_refreshes_history(rec, shop):
+    earlier = shop.as_of(pd.Timestamp("2026-01-10", tz="UTC"))
+    refreshed = rec.with_members(shop, pd.Timestamp("2026-01-10", tz="UTC"))
+    members = set(earlier.members["member_id"])
+    assert set(refreshed.member_ids) >= members
+    m = next(iter(sorted(members)))
+    ids = refreshed.recommend(m, 5, "home", now=NOW).product_ids
+    assert not set(ids) & _bought(earlier, m)
+
+
+def test_tier_exclusive_boost(shop_recommender):
+    rec = Recommender.load(shop_recommender.bundle_dir)
+    base = rec.recommend("m2", 20, "home", now=NOW)
+    rec.config.serving.tier_exclusive_boost = 5.0
+    boosted = rec.recommend("m2", 20, "home", now=NOW)
+    if "gold1" in base.product_ids:
+        assert boosted.product_ids.index("gold1") <= base.product_ids.index("gold1")
+    assert np.isfinite([i["score"] for i in boosted.items]).all()
