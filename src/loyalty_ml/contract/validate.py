@@ -364,11 +364,22 @@ def check_table(
     return typed, out.problems
 
 
+def _positions(values: pd.Series, target: pd.Series) -> np.ndarray:
+    """Row of each value in ``target`` (first occurrence), -1 where absent: one hash pass."""
+    index = pd.Index(target.dropna().drop_duplicates())
+    return index.get_indexer(values)
+
+
 def check_references(
     typed: dict[str, pd.DataFrame], files: dict[str, Path], limit: int
-) -> list[Problem]:
-    """Foreign keys between tables that are both present (an absent optional target is skipped)."""
+) -> tuple[list[Problem], dict[tuple[str, str], np.ndarray]]:
+    """Foreign keys between tables that are both present (an absent optional target is skipped).
+
+    Also returns, per (table, column), the position of each row's key among the target's unique
+    keys, so later cross-table checks need not hash the same strings again.
+    """
     problems: list[Problem] = []
+    positions: dict[tuple[str, str], np.ndarray] = {}
     for name, spec in TABLES.items():
         if name not in typed:
             continue
@@ -377,8 +388,9 @@ def check_references(
             if fk.table not in typed:
                 continue
             values = typed[name][fk.column]
-            target = typed[fk.table][fk.target_column].dropna().unique()
-            dangling = (values.notna() & ~values.isin(target)).to_numpy(dtype=bool)
+            found = _positions(values, typed[fk.table][fk.target_column])
+            positions[(name, fk.column)] = found
+            dangling = (found < 0) & values.notna().to_numpy(dtype=bool)
             out.add(
                 "dangling_reference",
                 fk.column,
@@ -386,18 +398,31 @@ def check_references(
                 f"not in {fk.table}.{fk.target_column}: {_examples(values, dangling)}",
             )
         problems.extend(out.problems)
-    return problems
+    return problems, positions
 
 
 def check_order_dates(
-    typed: dict[str, pd.DataFrame], files: dict[str, Path], cfg: ValidationConfig, limit: int
+    typed: dict[str, pd.DataFrame],
+    files: dict[str, Path],
+    cfg: ValidationConfig,
+    limit: int,
+    positions: dict[tuple[str, str], np.ndarray] | None = None,
 ) -> list[Problem]:
     if "orders" not in typed or "members" not in typed:
         return []
-    members = typed["members"].drop_duplicates("member_id").set_index("member_id")["joined_at"]
+    members = typed["members"].dropna(subset=["member_id"]).drop_duplicates("member_id")
+    if members.empty:
+        return []
     orders = typed["orders"]
-    joined = orders["member_id"].map(members)
-    early = (orders["ordered_at"] < joined).fillna(False).to_numpy(dtype=bool)
+    found = (positions or {}).get(("orders", "member_id"))
+    if found is None:
+        found = _positions(orders["member_id"], typed["members"]["member_id"])
+    joined = members["joined_at"].to_numpy(dtype="datetime64[ns]")
+    # Unknown members (found < 0) are dangling references, reported elsewhere, never "early".
+    known = found >= 0
+    member_joined = np.where(known, joined[np.where(known, found, 0)], np.datetime64("NaT", "ns"))
+    ordered = orders["ordered_at"].to_numpy(dtype="datetime64[ns]")
+    early = known & (ordered < member_joined)
     out = _Collector(TABLES["orders"], files["orders"].name, limit)
     out.add(
         "order_before_join",
@@ -463,8 +488,9 @@ def validate_dir(
         if typed is not None:
             report.typed[name] = typed
 
-    report.problems.extend(check_references(report.typed, report.files, limit))
-    report.problems.extend(check_order_dates(report.typed, report.files, cfg, limit))
+    references, positions = check_references(report.typed, report.files, limit)
+    report.problems.extend(references)
+    report.problems.extend(check_order_dates(report.typed, report.files, cfg, limit, positions))
     report.problems.sort(
         key=lambda p: (
             p.severity != "error",
