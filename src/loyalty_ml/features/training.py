@@ -1,0 +1,101 @@
+"""Point-in-time training frames through Feast's ``get_historical_features`` (labels not included).
+
+The snapshots needed are built first at exactly the requested instants, so Feast's as-of join
+finds each entity row's own snapshot; everything Feast returns is therefore what the pipeline
+computed from data at or before that row's timestamp.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from loyalty_ml.contract.io import Dataset
+from loyalty_ml.errors import MissingDataError
+from loyalty_ml.features.store import AppliedStore, apply_repo
+from loyalty_ml.features.tables import write_feature_tables
+from loyalty_ml.timeutil import to_utc, utc_series
+
+ROW = "__row"
+
+
+def read_entities(path: Path | str) -> pd.DataFrame:
+    """An entity file: member_id and event_timestamp columns (CSV or Parquet)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"entity file not found: {path}")
+    frame = (
+        pd.read_parquet(path)
+        if path.suffix == ".parquet"
+        else pd.read_csv(path, dtype={"member_id": str})
+    )
+    missing = [c for c in ("member_id", "event_timestamp") if c not in frame.columns]
+    if missing:
+        raise MissingDataError(f"{path.name}: missing column(s) {', '.join(missing)}")
+    out = pd.DataFrame(
+        {
+            "member_id": frame["member_id"].astype(str),
+            "event_timestamp": utc_series(frame["event_timestamp"]),
+        }
+    )
+    if out["event_timestamp"].isna().any():
+        raise MissingDataError(f"{path.name}: event_timestamp has missing or unparseable values")
+    return out
+
+
+def members_at(dataset: Dataset, as_of: object) -> pd.DataFrame:
+    """One entity row per member known at ``as_of``."""
+    t = to_utc(as_of)
+    members = dataset.members[dataset.members["joined_at"] <= t]
+    return pd.DataFrame(
+        {
+            "member_id": members["member_id"].astype(str).to_numpy(),
+            "event_timestamp": pd.Series([t] * len(members), dtype="datetime64[ns, UTC]"),
+        }
+    )
+
+
+def training_set(
+    dataset: Dataset,
+    service: str,
+    as_of: object | None = None,
+    entities: pd.DataFrame | None = None,
+    entities_file: Path | str | None = None,
+    home: Path | None = None,
+    applied: AppliedStore | None = None,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """(frame, unavailable families): member_id, event_timestamp, then the service's features."""
+    if entities_file is not None:
+        entities = read_entities(entities_file)
+    if entities is None:
+        if as_of is None:
+            raise MissingDataError("training set needs --as-of or an entity file")
+        entities = members_at(dataset, as_of)
+        write_feature_tables(dataset, as_ofs=[as_of], home=home)
+    else:
+        write_feature_tables(dataset, entities=entities, home=home)
+    applied = applied or apply_repo(home=home)
+    store = applied.store
+    try:
+        feature_service = store.get_feature_service(service)
+    except Exception as exc:  # Feast's FeatureServiceNotFoundException
+        raise MissingDataError(
+            f"feature service {service} has no available features "
+            f"({applied.unavailable(service) or 'unknown service'})"
+        ) from exc
+    entity_df = entities.reset_index(drop=True).copy()
+    entity_df[ROW] = range(len(entity_df))
+    entity_df["event_timestamp"] = entity_df["event_timestamp"].astype("datetime64[us, UTC]")
+    frame = store.get_historical_features(entity_df=entity_df, features=feature_service).to_df()
+    # The pipeline's column order (the registry may hand features back sorted by name).
+    views = applied.objects.views
+    ordered = [
+        f.name
+        for p in feature_service.feature_view_projections
+        for f in views[p.name].features
+        if f.name in {g.name for g in p.features}
+    ]
+    frame = frame.sort_values(ROW).reset_index(drop=True)
+    frame = frame[["member_id", "event_timestamp", *ordered]]
+    return frame, applied.unavailable(service)
