@@ -42,6 +42,7 @@ from loyalty_ml.policy.rules import points_to_earn
 from loyalty_ml.timeutil import to_utc
 
 DAY = 86_400
+UTC = "UTC"
 _NONE = NO_TIME
 
 #: Columns of :func:`replay` output before the per-benefit usage counts.
@@ -94,14 +95,22 @@ def _secs_of(ts: pd.Timestamp) -> int:
 
 
 def _shift_months(secs: np.ndarray, months: int) -> np.ndarray:
-    """Seconds shifted by calendar months (end-of-month clipped, like pandas DateOffset)."""
+    """Seconds shifted by calendar months, clipped to the month's end like ``pd.DateOffset``.
+
+    Pure numpy (datetime64 month arithmetic): it runs on every lot of a 1M-member replay.
+    """
+    secs = np.asarray(secs, dtype=np.int64)
     if len(secs) == 0:
         return secs.copy()
-    uniq, inv = np.unique(secs, return_inverse=True)
-    idx = pd.DatetimeIndex(pd.to_datetime(uniq, unit="s", utc=True))
-    # Few distinct values in practice (checks, snapshot times); DateOffset on them is cheap.
-    shifted = idx + pd.DateOffset(months=months)
-    return to_secs(shifted)[inv]
+    month = secs.astype("datetime64[s]").astype("datetime64[M]")
+    into = secs - month.astype("datetime64[s]").astype(np.int64)
+    target = month + np.timedelta64(months, "M")
+    target_start = target.astype("datetime64[s]").astype(np.int64)
+    length = (target + np.timedelta64(1, "M")).astype("datetime64[s]").astype(
+        np.int64
+    ) - target_start
+    day = np.minimum(into // DAY, length // DAY - 1)
+    return target_start + day * DAY + into % DAY
 
 
 class _History:
@@ -449,7 +458,7 @@ def tier_history(data: Any, config: PolicyConfig | None = None, as_of: Any = Non
     out = pd.DataFrame(
         {
             "member_id": hist.member_ids[codes],
-            "changed_at": pd.to_datetime(secs, unit="s", utc=True),
+            "changed_at": _to_ts(secs),
             "from_tier": names[old],
             "tier": names[tier],
             "cause": causes,
@@ -461,8 +470,8 @@ def tier_history(data: Any, config: PolicyConfig | None = None, as_of: Any = Non
 
 
 def _to_ts(values: np.ndarray) -> pd.Series:
-    floats = np.where(values == _NONE, np.nan, values.astype(float))
-    return pd.Series(pd.to_datetime(floats, unit="s", utc=True)).dt.floor("s")
+    """int64 seconds → UTC timestamps; the "no time" marker is int64-min, which is NaT already."""
+    return pd.Series(np.asarray(values, np.int64).astype("datetime64[s]")).dt.tz_localize(UTC)
 
 
 def _assemble(
@@ -488,7 +497,7 @@ def _assemble(
     out = pd.DataFrame(
         {
             "member_id": hist.member_ids[codes],
-            "as_of": pd.to_datetime(secs, unit="s", utc=True),
+            "as_of": _to_ts(secs),
             "tier": names[tier_i],
             "tier_index": tier_i,
             "benefit_tier": names[state["benefit_index"].to_numpy(np.int64)],
@@ -514,8 +523,9 @@ def _assemble(
         }
     )
     out["birth_month"] = pd.array(np.round(out["birth_month"]), dtype="Int64")
-    for col, values in _usage(hist, cfg, offers, codes, secs).items():
-        out[col] = values
+    usage = _usage(hist, cfg, offers, codes, secs)
+    if usage:
+        out = pd.concat([out, pd.DataFrame(usage, index=out.index)], axis=1)
     return out
 
 
