@@ -333,7 +333,7 @@ def generate(
     def write(path: Path, frame: pd.DataFrame, schema: pa.Schema) -> None:
         key = str(path)
         if key not in writers:
-            writers[key] = pq.ParquetWriter(path, schema, compression="zstd")
+            writers[key] = pq.ParquetWriter(path, schema, compression="snappy")
         if len(frame):
             writers[key].write_table(_arrow(frame, schema))
 
