@@ -304,3 +304,48 @@ def test_oracle_from_disk_equals_in_memory(written: Path) -> None:
     np.testing.assert_allclose(disk, memory)
     assert (ids == ids2).all()
     assert (disk.sum(axis=1) > 0).all()
+
+
+def test_price_and_assortment_leavers_browse_without_buying(shop: tuple) -> None:
+    ds, truth = shop
+    start = pd.Timestamp(truth.meta["start"])
+    m = truth.members[truth.members["onset_at"].between(start, start + pd.Timedelta(days=300))]
+    onset = m.set_index("member_id")["onset_at"]
+    ev = ds.events[ds.events["member_id"].isin(onset.index)]
+    after = ev[ev["occurred_at"] >= ev["member_id"].map(onset)]
+    per = after.groupby(["member_id", "event_type"]).size().unstack(fill_value=0)
+    per = per.reindex(onset.index, fill_value=0)
+    cause = m.set_index("member_id")["cause"]
+    carts = per["cart"].groupby(cause).mean()
+    assert carts["price_sensitive"] > 1.5 * carts.drop("price_sensitive").mean()
+    # Assortment leavers view categories outside their preferences.
+    views = after[after["event_type"] == "view"].merge(
+        ds.products[["product_id", "category"]], on="product_id"
+    )
+    pref = truth.preferences.set_index(["member_id", "category"])["affinity"]
+    views["aff"] = (
+        pref.reindex(pd.MultiIndex.from_frame(views[["member_id", "category"]]))
+        .fillna(0)
+        .to_numpy()
+    )
+    low = (views["aff"] < 0.02).groupby(views["member_id"].map(cause)).mean()
+    assert low["assortment_mismatch"] > 2 * low.drop("assortment_mismatch").mean()
+
+
+def test_cli_generate(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from loyalty_ml.cli import app
+
+    out = tmp_path / "shop"
+    result = CliRunner().invoke(
+        app,
+        ["data", "generate", "--members", "150", "--days", "60", "--seed", "3", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "orders" in result.output
+    for name in ("members", "orders", "order_items", "products", "events", "offers"):
+        assert (out / f"{name}.parquet").is_file()
+    for name in Truth.FILES:
+        assert (out / "truth" / f"{name}.parquet").is_file()
+    assert load_dataset(out).members["member_id"].nunique() == 150
