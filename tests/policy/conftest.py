@@ -28,3 +28,19 @@ def policy_with(edit: Any) -> PolicyConfig:
 @pytest.fixture(scope="session")
 def cfg() -> PolicyConfig:
     return load_policy(POLICY_FILE)
+
+
+def fast_and_deep(strategies: tuple, fast: int, deep: int) -> Any:
+    """Two tests from one property: a few examples in the default suite (kept fast for everyone),
+    many under ``@pytest.mark.slow`` (``make test-slow`` / CI)."""
+    from hypothesis import HealthCheck, given, settings
+
+    def deco(body: Any) -> tuple[Any, Any]:
+        def make(n: int) -> Any:
+            return settings(
+                max_examples=n, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+            )(given(*strategies)(body))
+
+        return make(fast), pytest.mark.slow(make(deep))
+
+    return deco

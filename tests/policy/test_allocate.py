@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loyalty_ml.errors import LoyaltyError
 from loyalty_ml.policy import allocate, allocate_exact
+
+from .conftest import fast_and_deep
 
 option = st.tuples(
     st.integers(0, 5),  # member
@@ -26,9 +27,7 @@ def _frame(rows) -> pd.DataFrame:
     return df.drop_duplicates(["member_id", "option_id"]).reset_index(drop=True)
 
 
-@settings(max_examples=50, deadline=None)
-@given(st.lists(option, max_size=24), st.integers(0, 120))
-def test_allocation_invariants_and_gap(rows, budget) -> None:
+def _allocation_invariants_and_gap(rows, budget) -> None:
     cands = _frame(rows)
     chosen = allocate(cands, budget)
     assert chosen["cost"].sum() <= budget
@@ -40,11 +39,21 @@ def test_allocation_invariants_and_gap(rows, budget) -> None:
     assert chosen["value"].sum() <= exact["value"].sum() + 1e-9
 
 
+test_allocation_invariants_and_gap, test_allocation_invariants_and_gap_deep = fast_and_deep(
+    (
+        st.lists(option, max_size=24),
+        st.integers(0, 120),
+    ),
+    25,
+    500,
+)(_allocation_invariants_and_gap)
+
+
 def test_greedy_gap_small_cases_documented() -> None:
     """Mean greedy/optimal value ratio on random small cases (number quoted in docs/policy.md)."""
     rng = np.random.default_rng(0)
     ratios = []
-    for _ in range(80):
+    for _ in range(40):
         n = rng.integers(2, 7)
         rows = [
             (m, o, int(rng.integers(1, 100)), int(rng.integers(1, 40)))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pandas as pd
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loyalty_ml.policy import apply_contact_policy, drop_counts, load_policy
+
+from .conftest import fast_and_deep
 
 NOW = pd.Timestamp("2025-06-10 12:00", tz="UTC")
 
@@ -58,16 +59,7 @@ def test_no_log(cfg) -> None:
     assert len(kept) == 1 and len(dropped) == 0
 
 
-@settings(max_examples=25, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.integers(0, 30 * 24), st.sampled_from(["a", "b", "c"])),
-        min_size=1,
-        max_size=25,
-    ),
-    st.integers(1, 3),
-)
-def test_caps_never_exceeded_any_order(batches, cap) -> None:
+def _caps_never_exceeded_any_order(batches, cap) -> None:
     """Batches arrive in any order (hypothesis shuffles times); the resulting log obeys the caps."""
     base = load_policy()
     cfg = base.model_copy(update={"contact": base.contact.model_copy(update={"max_per_7d": cap})})
@@ -86,3 +78,17 @@ def test_caps_never_exceeded_any_order(batches, cap) -> None:
         assert (t.diff().dropna() >= quiet).all()
         for x in t:
             assert ((t > x - week) & (t <= x)).sum() <= cap
+
+
+test_caps_never_exceeded_any_order, test_caps_never_exceeded_any_order_deep = fast_and_deep(
+    (
+        st.lists(
+            st.tuples(st.integers(0, 30 * 24), st.sampled_from(["a", "b", "c"])),
+            min_size=1,
+            max_size=25,
+        ),
+        st.integers(1, 3),
+    ),
+    10,
+    300,
+)(_caps_never_exceeded_any_order)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loyalty_ml.policy import MemberState, eligibility, replay, tier_history
 
-from .conftest import policy_with
+from .conftest import fast_and_deep, policy_with
 
 UTC = "UTC"
 
@@ -293,14 +292,7 @@ def _reference_points(data, cfg, at: pd.Timestamp) -> dict[str, tuple[int, int]]
     return result
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.lists(order_st, max_size=14),
-    st.lists(event_st, max_size=6),
-    st.lists(redeem_st, max_size=4),
-    st.lists(st.integers(0, HOURS + 24 * 90), min_size=1, max_size=3),
-)
-def test_points_fifo_exact_and_never_negative(orders, events, redeems, snap_hours) -> None:
+def _points_fifo_exact_and_never_negative(orders, events, redeems, snap_hours) -> None:
     data = _data(orders, events, redeems)
     snaps = sorted({START + pd.Timedelta(hours=h) for h in snap_hours})
     out = replay(data, FLAT, snapshots=snaps)
@@ -314,19 +306,25 @@ def test_points_fifo_exact_and_never_negative(orders, events, redeems, snap_hour
             assert got.loc[mid, "points_expiring_30d"] == expiring, (mid, at)
 
 
+test_points_fifo_exact_and_never_negative, test_points_fifo_exact_and_never_negative_deep = (
+    fast_and_deep(
+        (
+            st.lists(order_st, max_size=14),
+            st.lists(event_st, max_size=6),
+            st.lists(redeem_st, max_size=4),
+            st.lists(st.integers(0, HOURS + 24 * 90), min_size=1, max_size=3),
+        ),
+        6,
+        200,
+    )(_points_fifo_exact_and_never_negative)
+)
+
+
 def _norm(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["as_of", "member_id"]).reset_index(drop=True)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.lists(order_st, max_size=14),
-    st.lists(event_st, max_size=6),
-    st.lists(redeem_st, max_size=3),
-    st.lists(st.integers(0, HOURS + 24 * 90), min_size=1, max_size=3),
-    st.randoms(use_true_random=False),
-)
-def test_replay_independent_of_chunking(orders, events, redeems, snap_hours, rnd) -> None:
+def _replay_independent_of_chunking(orders, events, redeems, snap_hours, rnd) -> None:
     from loyalty_ml.policy import load_policy
 
     cfg = load_policy()
@@ -356,9 +354,20 @@ def test_replay_independent_of_chunking(orders, events, redeems, snap_hours, rnd
     pd.testing.assert_frame_equal(full, _norm(pd.concat(parts)), check_dtype=False)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(order_st, max_size=14), st.lists(event_st, max_size=6))
-def test_tier_changes_only_on_allowed_dates(orders, events) -> None:
+test_replay_independent_of_chunking, test_replay_independent_of_chunking_deep = fast_and_deep(
+    (
+        st.lists(order_st, max_size=14),
+        st.lists(event_st, max_size=6),
+        st.lists(redeem_st, max_size=3),
+        st.lists(st.integers(0, HOURS + 24 * 90), min_size=1, max_size=3),
+        st.randoms(use_true_random=False),
+    ),
+    4,
+    100,
+)(_replay_independent_of_chunking)
+
+
+def _tier_changes_only_on_allowed_dates(orders, events) -> None:
     from loyalty_ml.policy import load_policy
 
     cfg = load_policy()
@@ -394,3 +403,15 @@ def test_tier_changes_only_on_allowed_dates(orders, events) -> None:
             assert ch["transition_until"] == t + pd.DateOffset(months=cfg.tiers.transition_months)
             drops = cfg.tier_index(ch["from_tier"]) - cfg.tier_index(ch["tier"])
             assert 1 <= drops <= cfg.tiers.max_downgrade_steps
+
+
+test_tier_changes_only_on_allowed_dates, test_tier_changes_only_on_allowed_dates_deep = (
+    fast_and_deep(
+        (
+            st.lists(order_st, max_size=14),
+            st.lists(event_st, max_size=6),
+        ),
+        5,
+        100,
+    )(_tier_changes_only_on_allowed_dates)
+)

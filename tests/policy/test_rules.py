@@ -58,7 +58,7 @@ def test_points_to_earn_table(cfg, tier, price, at, birth_month, points) -> None
     assert points_to_earn(tier, price, at, cfg, birth_month=birth_month) == points
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     st.lists(
         st.tuples(
@@ -113,7 +113,7 @@ def test_validity_window() -> None:
     assert eligibility(state, "coupon_50", "2025-07-01", cfg).reason == "expired"
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     st.lists(
         st.tuples(

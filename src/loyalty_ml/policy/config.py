@@ -363,7 +363,7 @@ class PolicyConfig(_Strict):
                 f"'custom', cost {cost:g} ({cost_src}), open to all tiers"
             )
         for message in warnings_out:
-            log.warning(message)
+            log.info(message)  # returned to the caller too, which decides how to show it
         extended = self.model_copy(update={"benefits": {**self.benefits, **added}})
         return extended, warnings_out
 
