@@ -140,3 +140,17 @@ def test_tier_exclusive_boost(shop_recommender):
     if "gold1" in base.product_ids:
         assert boosted.product_ids.index("gold1") <= base.product_ids.index("gold1")
     assert np.isfinite([i["score"] for i in boosted.items]).all()
+
+
+def test_vectorised_batch_equals_single_requests(rec, shop):
+    members = sorted(shop.members["member_id"])[:40]
+    batch = rec.recommend_batch(members, 6, "home", now=NOW, block_size=16)
+    same = 0
+    for m in members:
+        single = rec.recommend(m, 6, "home", now=NOW, with_points=False)
+        got = batch[batch.member_id == m]
+        same += got["product_id"].tolist() == single.product_ids
+        np.testing.assert_allclose(
+            sorted(got["score"]), sorted(i["score"] for i in single.items), atol=1e-4
+        )
+    assert same >= len(members) - 2  # float ties may swap neighbours

@@ -346,7 +346,8 @@ class Recommender:
 
     @staticmethod
     def _combine(sources: list, n_items: int):
-        """Sum of weight × value / max(value) per source → (ids, scores, best source per id)."""
+        """Per source: values summed per item, divided by the source's maximum (as the offline
+        blend does), times the weight; summed over sources → (ids, scores, best source per id)."""
         sources = [s for s in sources if len(s[1])]
         if not sources:
             return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
@@ -354,11 +355,11 @@ class Recommender:
         uniq, inv = np.unique(all_idx, return_inverse=True)
         contrib = np.zeros((len(sources), len(uniq)), np.float32)
         start = 0
-        for j, (_, idx, val, w) in enumerate(sources):
+        for j, (_, idx, _val, w) in enumerate(sources):
             stop = start + len(idx)
-            peak = float(val.max()) if len(val) else 0.0
-            scaled = val * (w / peak) if peak > 0 else val * 0
-            contrib[j] = np.bincount(inv[start:stop], weights=scaled, minlength=len(uniq))
+            agg = np.bincount(inv[start:stop], weights=_val, minlength=len(uniq))
+            peak = float(agg.max()) if len(agg) else 0.0
+            contrib[j] = agg * (w / peak) if peak > 0 else 0.0
             start = stop
         return uniq, contrib.sum(axis=0), contrib.argmax(axis=0)
 
@@ -622,33 +623,155 @@ class Recommender:
         member_tiers: dict[str, str] | None = None,
         include_purchased: bool | None = None,
         now: Any = None,
+        block_size: int = 2000,
     ) -> pd.DataFrame:
         """The same filters as :meth:`recommend` for many members: member_id, rank, product_id,
-        score (rank 1 = best)."""
-        out_m, out_r, out_p, out_s = [], [], [], []
-        for m in member_ids:
-            res = self.recommend(
-                str(m),
-                n,
-                context,
-                member_tier=(member_tiers or {}).get(str(m)),
-                now=now,
-                include_purchased=include_purchased,
-                with_points=False,
+        score (rank 1 = best). ``home`` for known members runs vectorised (sparse products over
+        member blocks); other contexts, cold-start members and lists short of ``n`` go through
+        :meth:`recommend` one by one."""
+        member_ids = [str(m) for m in member_ids]
+        exclude_bought = (
+            self.config.serving.exclude_purchased
+            if include_purchased is None
+            else not include_purchased
+        )
+        idx = np.array([self.member_index.get(m, -1) for m in member_ids], np.int64)
+        results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        fast = context == "home" and self.weights.get("category_popularity", 0) <= 0
+        if fast:
+            tiers = np.array(
+                [
+                    self._tier(int(i), (member_tiers or {}).get(m), [])
+                    for m, i in zip(member_ids, idx, strict=True)
+                ],
+                np.int64,
             )
-            k = len(res.items)
-            out_m += [str(m)] * k
+            candidates = np.flatnonzero(idx >= 0)
+            for start in range(0, len(candidates), block_size):
+                pos = candidates[start : start + block_size]
+                ids, scores, counts = self._batch_home(idx[pos], tiers[pos], n, exclude_bought)
+                for j, p in enumerate(pos):
+                    if counts[j] >= n:
+                        results[int(p)] = (ids[j, :n], scores[j, :n])
+        out_m, out_r, out_p, out_s = [], [], [], []
+        for p, m in enumerate(member_ids):
+            if p in results:
+                ids, scores = results[p]
+                products = self.item_ids[ids].tolist()
+                score_list = scores.tolist()
+            else:
+                res = self.recommend(
+                    m,
+                    n,
+                    context,
+                    member_tier=(member_tiers or {}).get(m),
+                    now=now,
+                    include_purchased=include_purchased,
+                    with_points=False,
+                )
+                products = [it["product_id"] for it in res.items]
+                score_list = [it["score"] for it in res.items]
+            k = len(products)
+            out_m += [m] * k
             out_r += list(range(1, k + 1))
-            out_p += [it["product_id"] for it in res.items]
-            out_s += [it["score"] for it in res.items]
+            out_p += products
+            out_s += score_list
         return pd.DataFrame(
             {
                 "member_id": out_m,
                 "rank": np.asarray(out_r, np.int64),
                 "product_id": out_p,
-                "score": np.asarray(out_s, np.float64),
+                "score": np.round(np.asarray(out_s, np.float64), 6),
             }
         )
+
+    def _csr(self, rows: _Rows, n_cols: int) -> sp.csr_matrix:
+        return sp.csr_matrix(
+            (rows.data, rows.indices, rows.indptr), shape=(len(rows.indptr) - 1, n_cols)
+        )
+
+    def _batch_home(self, members: np.ndarray, tiers: np.ndarray, n: int, exclude_bought: bool):
+        """Vectorised ``home`` scores for a block of known members → top-``n`` ids, scores and
+        the number of valid entries per row."""
+        n_items = self.n_items
+        cache = self.__dict__.setdefault("_batch_cache", {})
+        total = sp.csr_matrix((len(members), n_items), dtype=np.float32)
+        hist = self.history.take(members)
+        lengths = np.diff(hist.indptr)
+        position = (np.arange(hist.indptr[-1]) - np.repeat(hist.indptr[:-1], lengths)).astype(
+            np.float32
+        )
+        rows_of = np.repeat(np.arange(len(members)), lengths)
+
+        def scaled(m: sp.csr_matrix) -> sp.csr_matrix:
+            m = sp.csr_matrix(m)
+            m.sum_duplicates()
+            return _row_max_scaled(m)
+
+        for name, rows in self.item_item.items():
+            w = self.weights.get(name, 0.0)
+            if w <= 0:
+                continue
+            decay, max_history = self.decay[name]
+            keep = position < max_history
+            profile = sp.csr_matrix(
+                (np.power(decay, position[keep]), (rows_of[keep], hist.indices[keep])),
+                shape=(len(members), n_items),
+            )
+            if name not in cache:
+                cache[name] = self._csr(rows, n_items)
+            total = total + w * scaled(profile @ cache[name])
+        for name, rows in self.member_top.items():
+            w = self.weights.get(name, 0.0)
+            if w > 0:
+                top = self._csr(rows.take(members), n_items)
+                top.data = np.maximum(top.data, 0)
+                total = total + w * scaled(top)
+        w_pop = self.weights.get("popularity", 0.0)
+        if w_pop > 0:
+            top = self.popular_top
+            pop = sp.csr_matrix(
+                (
+                    np.tile(
+                        self.popularity[top] / max(float(self.popularity[top].max()), 1e-12),
+                        len(members),
+                    ),
+                    np.tile(top, len(members)),
+                    np.arange(len(members) + 1) * len(top),
+                ),
+                shape=(len(members), n_items),
+            )
+            # popularity counts only for members that have another source (like recommend())
+            has_source = np.asarray((total != 0).sum(axis=1)).ravel() > 0
+            pop = sp.diags(has_source.astype(np.float32)) @ pop
+            total = total + w_pop * pop
+        total = sp.csr_matrix(total)
+        total.sum_duplicates()
+        row = np.repeat(np.arange(len(members)), np.diff(total.indptr))
+        col = total.indices
+        ok = self.available[col] & (self.min_tier[col] <= tiers[row])
+        if exclude_bought:
+            bought = self._csr(self.purchased.take(members), n_items)
+            bought.data = np.ones_like(bought.data)
+            hit = np.asarray(bought[row, col]).ravel() > 0
+            ok &= ~hit
+        data = total.data.astype(np.float32)
+        boost = self.config.serving.tier_exclusive_boost
+        if boost > 0:
+            data = np.where((self.min_tier[col] > 0) & (tiers[row] > 0), data * (1 + boost), data)
+        ok &= data > 0
+        row, col, data = row[ok], col[ok], data[ok]
+        order = np.lexsort((col, -data, row))
+        row, col, data = row[order], col[order], data[order]
+        counts = np.bincount(row, minlength=len(members))
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.arange(len(row)) - starts[row]
+        sel = rank < n
+        ids = np.full((len(members), n), -1, np.int64)
+        scores = np.zeros((len(members), n), np.float32)
+        ids[row[sel], rank[sel]] = col[sel]
+        scores[row[sel], rank[sel]] = data[sel]
+        return ids, scores, np.minimum(counts, n)
 
 
 # ---------------------------------------------------------------------------- building

@@ -333,7 +333,7 @@ def _track(result: RecsTrainResult, config: RecsConfig, test: Split, cats, regis
     decision = register_and_gate(
         model_uri=model_uri,
         name=result.model_name,
-        metric=metric,
+        metric=metric.replace("@", "_at_"),
         new_score=result.metrics["blend"][metric],
         evaluate_champion=evaluate_champion,
         margin=config.gate.margin,

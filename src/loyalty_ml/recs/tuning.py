@@ -26,8 +26,14 @@ TrialHook = Callable[[str, int, dict[str, Any], dict[str, float]], None]
 TUNABLE = ("transitions", "item_knn", "als", "bpr")
 
 
-def _space(name: str, trial: optuna.Trial) -> dict[str, Any]:
+def _space(name: str, trial: optuna.Trial, current: dict[str, Any]) -> dict[str, Any]:
+    """Search space of one source; the current value is always one of the categorical choices
+    (so the configured defaults can be the first trial)."""
     f, i = trial.suggest_float, trial.suggest_int
+
+    def cat(key: str, choices: list[Any]) -> Any:
+        return trial.suggest_categorical(key, sorted({*choices, current[key]}))
+
     if name == "transitions":
         return {
             "window": i("window", 1, 8),
@@ -37,7 +43,7 @@ def _space(name: str, trial: optuna.Trial) -> dict[str, Any]:
             "shrink": f("shrink", 0.0, 20.0),
             "history_decay": f("history_decay", 0.05, 1.0),
             "max_history": i("max_history", 1, 30),
-            "neighbours": trial.suggest_categorical("neighbours", [50, 100, 200]),
+            "neighbours": cat("neighbours", [50, 100, 200]),
         }
     if name == "item_knn":
         return {
@@ -45,21 +51,21 @@ def _space(name: str, trial: optuna.Trial) -> dict[str, Any]:
             "shrink": f("shrink", 0.0, 20.0),
             "history_decay": f("history_decay", 0.05, 1.0),
             "max_history": i("max_history", 1, 50),
-            "neighbours": trial.suggest_categorical("neighbours", [50, 100, 200]),
+            "neighbours": cat("neighbours", [50, 100, 200]),
         }
     if name == "als":
         return {
-            "factors": trial.suggest_categorical("factors", [32, 64, 128]),
+            "factors": cat("factors", [32, 64, 128]),
             "regularization": f("regularization", 1e-3, 10.0, log=True),
             "alpha": f("alpha", 0.5, 100.0, log=True),
             "iterations": i("iterations", 5, 25),
         }
     if name == "bpr":
         return {
-            "factors": trial.suggest_categorical("factors", [32, 64, 128]),
+            "factors": cat("factors", [32, 64, 128]),
             "learning_rate": f("learning_rate", 1e-3, 0.2, log=True),
             "regularization": f("regularization", 1e-4, 0.1, log=True),
-            "iterations": trial.suggest_categorical("iterations", [50, 100, 200]),
+            "iterations": cat("iterations", [50, 100, 200]),
         }
     raise KeyError(name)
 
@@ -147,10 +153,10 @@ def tune(
         started = time.perf_counter()
         study = optuna.create_study(direction="maximize", sampler=_sampler(config.seed))
         current = getattr(report.config, name).model_dump()
-        study.enqueue_trial({k: v for k, v in current.items()})
+        study.enqueue_trial(current, skip_if_exists=True)
 
-        def objective(trial: optuna.Trial, name: str = name) -> float:
-            params = _space(name, trial)
+        def objective(trial: optuna.Trial, name: str = name, current=current) -> float:
+            params = _space(name, trial, current)
             cfg = with_params(report.config, name, params)
             model = fit_component(name, cfg, split, item_categories)
             metrics = evaluate(model, split, ks, users).metrics
