@@ -182,6 +182,14 @@ class Events(_Model):
     review_lag_days: tuple[int, int]
 
 
+class Traces(_Model):
+    checkin_points_affinity: tuple[float, float]
+    open_rate_fatigue: float = Field(ge=0, le=1)
+    ticket_service_sensitivity: tuple[float, float]
+    new_arrival_prob: float = Field(ge=0, le=1)
+    new_arrival_window_days: int = Field(ge=1)
+
+
 class Benefit(_Model):
     cost_kind: Literal["none", "coupon", "per_order", "spend_share", "fixed", "per_conversion"]
     face: float = 0.0
@@ -234,6 +242,7 @@ class SimulatorConfig(_Model):
     ids: Ids
     catalogue: Catalogue
     population: Population
+    traces: Traces
     churn: Churn
     calendar: Calendar
     baskets: Baskets

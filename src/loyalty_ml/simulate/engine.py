@@ -181,6 +181,11 @@ def simulate_block(ctx: Context, block: int) -> Block:
     checkin_rate = _gamma(rng, pop.checkin_per_year.shape, pop.checkin_per_year.mean, n)
     engage = _gamma(rng, pop.engagement_per_year.shape, pop.engagement_per_year.mean, n)
     return_rate = beta(pop.return_rate)
+    tc = cfg.traces
+    checkin_rate = checkin_rate * (
+        tc.checkin_points_affinity[0] + tc.checkin_points_affinity[1] * points_aff
+    )
+    open_rate = open_rate * (1 - tc.open_rate_fatigue * fatigue)
     p_complete = 1 - pop.cancel_rate - return_rate
     trait_values = {
         "price_sensitivity": price_sens,
@@ -402,6 +407,23 @@ def simulate_block(ctx: Context, block: int) -> Block:
     i_member = o_member[i_order]
     i_cat = _rows_choice(rng, aff[i_member])
     i_prod = _eligible_sample(rng, cat, i_cat, o_day[i_order], tier[i_member], bk.max_redraws)
+    # Novelty seekers swap some items for a new arrival (any category, launched recently).
+    swap = np.flatnonzero(rng.random(len(i_prod)) < cfg.traces.new_arrival_prob * novelty[i_member])
+    if len(swap):
+        by_launch = np.argsort(cat.launch_day, kind="stable")
+        launch_sorted = cat.launch_day[by_launch]
+        day = o_day[i_order[swap]]
+        lo_i = np.searchsorted(
+            launch_sorted, day - cfg.traces.new_arrival_window_days, side="right"
+        )
+        hi_i = np.searchsorted(launch_sorted, day, side="right")
+        pick = by_launch[
+            np.minimum(
+                lo_i + (rng.random(len(swap)) * (hi_i - lo_i)).astype(np.int64), len(by_launch) - 1
+            )
+        ]
+        ok = (hi_i > lo_i) & (cat.min_tier[pick] <= tier[i_member[swap]])
+        i_prod[swap[ok]] = pick[ok]
     first_item = np.r_[True, i_order[1:] != i_order[:-1]] if len(i_order) else np.zeros(0, bool)
     first_prod = np.full(n_orders, -1)
     first_prod[i_order[first_item]] = i_prod[first_item]
@@ -614,6 +636,7 @@ def simulate_block(ctx: Context, block: int) -> Block:
         cause_names[cause],
         engage,
         checkin_rate,
+        service_sens,
         aff,
         open_rate,
         opt_in,
@@ -843,6 +866,7 @@ def _events(
     cause: np.ndarray,
     engage: np.ndarray,
     checkin_rate: np.ndarray,
+    service_sens: np.ndarray,
     aff: np.ndarray,
     open_rate: np.ndarray,
     opt_in: np.ndarray,
@@ -941,7 +965,9 @@ def _events(
     rt = np.flatnonzero(o_status == 1)
     lag = rng.integers(evc.return_request_lag_days[0], evc.return_request_lag_days[1] + 1, len(rt))
     add(o_member[rt], o_day[rt] + lag, secs(len(rt)), "return_request", first_prod[rt])
-    tk = rt[rng.random(len(rt)) < evc.service_ticket_per_return]
+    a_s, b_s = cfg.traces.ticket_service_sensitivity
+    p_ticket = evc.service_ticket_per_return * (a_s + b_s * service_sens[o_member[rt]])
+    tk = rt[rng.random(len(rt)) < p_ticket]
     add(o_member[tk], o_day[tk] + rng.integers(1, 10, len(tk)), secs(len(tk)), "service_ticket")
     inc = np.flatnonzero(o_kind == 1)
     n_t = rng.integers(ch.service_tickets[0], ch.service_tickets[1] + 1, len(inc))
