@@ -129,6 +129,7 @@ TRUTH_SCHEMAS: dict[str, pa.Schema] = {
             ("offered_at", TS),
             ("benefit_id", STR),
             ("assigned", pa.bool_()),
+            ("propensity", pa.float64()),
             ("base_conversion", pa.float64()),
             ("base_revenue", pa.float64()),
             ("conversion", pa.float64()),

@@ -347,6 +347,7 @@ def simulate_block(ctx: Context, block: int) -> Block:
                 "propensity": probs[idx, choice[idx]],
                 "channel": _choice(rng, cc.channels, len(idx)),
                 "effect": effect[idx],
+                "probs": probs[idx],
             }
         )
     mu = declined(mu_nodecline)
@@ -489,10 +490,21 @@ def simulate_block(ctx: Context, block: int) -> Block:
     # ---- offers: realised outcomes and coupons ---------------------------------------------
     off = {
         k: np.concatenate([o[k] for o in offers]) if offers else np.zeros(0)
-        for k in ("campaign", "member", "day", "sec", "benefit", "propensity", "channel", "effect")
+        for k in (
+            "campaign",
+            "member",
+            "day",
+            "sec",
+            "benefit",
+            "propensity",
+            "channel",
+            "effect",
+            "probs",
+        )
     }
     if not offers:
         off["effect"] = np.zeros((0, nb))
+        off["probs"] = np.zeros((0, nb))
     n_off = len(off["member"])
     off_order = np.lexsort((off["day"], off["member"]))
     for k in off:
@@ -748,6 +760,9 @@ def simulate_block(ctx: Context, block: int) -> Block:
                 "offered_at": tables["offers"]["offered_at"].to_numpy()[rep],
                 "benefit_id": np.tile(bnames, n_off),
                 "assigned": (np.tile(np.arange(nb), n_off) == ob[rep]),
+                # The logging policy's probability of this benefit for this member (0 = not
+                # eligible at the member's tier): lets off-policy estimates be checked.
+                "propensity": off["probs"].ravel(),
                 "base_conversion": conv_b[:, ctrl][rep],
                 "base_revenue": rev_b[:, ctrl][rep],
                 "conversion": conv_b.ravel(),
