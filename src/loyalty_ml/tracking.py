@@ -31,6 +31,10 @@ def configure_mlflow() -> str:
     import mlflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_DESTINATION_CHECK", "false")
+    # Progress bars and INFO chatter from MLflow drown the CLI's own progress and summaries.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for noisy in ("mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     uri = get_settings().tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
