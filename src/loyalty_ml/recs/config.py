@@ -104,7 +104,10 @@ class TuningConfig(_Strict):
     holdout_days: int = Field(28, ge=1, description="Temporal protocol: length of each period.")
     metric: str = "ndcg@10"
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20, 50])
-    max_tuning_members: int = Field(20000, ge=100, description="Validation sample for tuning.")
+    max_tuning_members: int = Field(30000, ge=100, description="Validation sample for tuning.")
+    blend_candidates: int = Field(
+        300, ge=10, description="Top items per source and member cached for blend tuning."
+    )
     timeout_s: float | None = Field(None, gt=0)
 
 
@@ -130,6 +133,10 @@ class ScenarioConfig(_Strict):
         default_factory=lambda: ["region", "tier", "acquisition_channel"]
     )
     popular_per_segment: int = Field(200, ge=1)
+    similar_sources: list[str] = Field(
+        default_factory=lambda: ["item_knn", "als"],
+        description="Sources of 'similar' lists (ALS is O(items²·factors) to precompute).",
+    )
 
 
 class RecsConfig(_Strict):

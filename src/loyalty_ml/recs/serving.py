@@ -887,7 +887,7 @@ def build_recommender(
                 blend.components[name].similarity
             )
     state.update(_Rows.from_csr(_top_per_row(comp, sc.candidates_per_item)).state("complement"))
-    sim_parts = [n for n in ("item_knn", "als", "bpr") if n in blend.components and w.get(n, 0) > 0]
+    sim_parts = [n for n in sc.similar_sources if n in blend.components and w.get(n, 0) > 0]
     if not sim_parts:
         sim_parts = [n for n in ("item_knn", "transitions") if n in blend.components]
 

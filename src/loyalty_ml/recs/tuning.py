@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import scipy.sparse as sp
 
 from loyalty_ml.recs.base import RecModel
 from loyalty_ml.recs.config import RecsConfig
@@ -125,7 +126,7 @@ class _CachedBlend(RecModel):
         total = np.zeros((len(idx), self.n_items), np.float32)
         for name, w in self.weights.items():
             if w > 0:
-                total += w * self.cache[name][idx]
+                total += w * self.cache[name][idx].toarray()
         return total
 
 
@@ -172,14 +173,30 @@ def tune(
         report.seconds[name] = time.perf_counter() - started
         log.info("tuned %s: %s=%.4f %s", name, metric, study.best_value, study.best_params)
 
-    # Blend weights over cached, row-normalised component scores.
+    # Blend weights over cached, row-normalised component scores: each source's top
+    # ``blend_candidates`` per member (sparse), for every validation member up to the cap.
     started = time.perf_counter()
     cache = {}
     train = split.train
+    users = sample_users(split, config, cells=10**12)
+    k = config.tuning.blend_candidates
     for name in components:
         model = fit_component(name, report.config, split, item_categories)
-        s = model.score(train.user_items[users], recency=train.recency[users], userids=users)
-        cache[name] = _row_max_normalise(s)
+        parts = []
+        for lo in range(0, len(users), 2048):
+            rows = users[lo : lo + 2048]
+            s = model.score(train.user_items[rows], recency=train.recency[rows], userids=rows)
+            s = _row_max_normalise(s)
+            kk = min(k, s.shape[1])
+            idx = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+            val = np.take_along_axis(s, idx, axis=1)
+            parts.append(
+                sp.csr_matrix(
+                    (val.ravel(), idx.ravel(), np.arange(len(rows) + 1) * kk), shape=s.shape
+                )
+            )
+        cache[name] = sp.vstack(parts, format="csr")
+        del model
     if trials > 0 and len(components) > 1:
         anchor = max(components, key=lambda n: report.best.get(n, -1.0))
         study = optuna.create_study(direction="maximize", sampler=_sampler(config.seed))
