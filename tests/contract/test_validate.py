@@ -399,3 +399,22 @@ def test_cli_validate_missing_directory(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "validate", str(tmp_path / "nope")])
     assert result.exit_code == 1
     assert "data directory not found" in result.output
+
+
+def test_load_valid_dataset_matches_load_dataset(tmp_path: Path) -> None:
+    from loyalty_ml.contract.io import load_dataset
+
+    data = write(tmp_path, base_tables(), fmt="parquet")
+    valid, plain = load_valid_dataset(data), load_dataset(data)
+    assert valid.tables().keys() == plain.tables().keys()
+    for name, frame in plain.tables().items():
+        pd.testing.assert_frame_equal(valid.tables()[name], frame)
+
+
+def test_cli_max_per_kind_caps_listed_rows(tmp_path: Path) -> None:
+    tables = base_tables()
+    tables["orders"]["amount"] = [-1.0, -2.0, -3.0, 8.0]
+    data = write(tmp_path, tables)
+    result = runner.invoke(app, ["data", "validate", str(data), "--text", "--max-per-kind", "2"])
+    assert result.exit_code == 1
+    assert "rows 1, 2 … (3 in all)" in result.output
