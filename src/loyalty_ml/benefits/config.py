@@ -62,7 +62,7 @@ class BenefitsConfig(_Strict):
     validation_share: float = Field(default=0.3, gt=0.0, lt=0.9)
     cross_fit_folds: int = Field(default=3, ge=2)
     seed: int = 42
-    num_threads: int = Field(default=2, ge=1)
+    num_threads: int = Field(default=1, ge=1)
     lightgbm: dict[str, Any] = Field(default_factory=dict)
     decision: DecisionConfig = Field(default_factory=DecisionConfig)
     optuna: OptunaConfig = Field(default_factory=OptunaConfig)

@@ -241,3 +241,18 @@ def fit_learner(
     if kind == "dr":
         return fit_dr(X, arm, y, propensity, arms, params, folds=folds, seed=seed)
     raise LoyaltyError(f"unknown learner {kind!r}; choose from {', '.join(LEARNERS)}")
+
+
+@dataclass
+class EnsembleModel:
+    """Average of several learners' effects (baseline from the first)."""
+
+    kind: str
+    arms: list[str]
+    members: list[UpliftModel]
+
+    def predict_baseline(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        return self.members[0].predict_baseline(X)
+
+    def predict_uplift(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        return np.mean([m.predict_uplift(X) for m in self.members], axis=0)
