@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loyalty_ml.serving.backend import ServingBackend, ServingError
@@ -211,6 +211,7 @@ async def _bounded(awaitable: Awaitable[T], timeout_ms: int, what: str) -> T:
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "the body is not decodable JSON"},
     401: {"model": ErrorResponse, "description": "missing or unknown API key"},
     403: {"model": ErrorResponse, "description": "the key lacks this endpoint's scope"},
     413: {"description": "request body too large"},
@@ -304,7 +305,9 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        return _error(exc.status_code, f"http_{exc.status_code}", str(exc.detail))
+        response = _error(exc.status_code, f"http_{exc.status_code}", str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
@@ -424,7 +427,13 @@ def create_app(
     async def reload() -> Response:
         return _json(await be().reload(), 202)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics.",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
     async def metrics() -> Response:
         body, content_type = state.metrics.render()
         return Response(body, media_type=content_type)

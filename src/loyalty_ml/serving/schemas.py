@@ -8,25 +8,58 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 
 def _id_to_str(value: Any) -> Any:
-    """Ids may arrive as JSON numbers; they are compared and returned as strings."""
+    """Ids may arrive as non-negative JSON integers; they are compared and returned as strings."""
     if isinstance(value, bool):
         return value  # rejected by the str type: true is not an id
-    if isinstance(value, int):
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and value >= 0:
         return str(value)
     return value
+
+
+def _json_int(value: Any) -> Any:
+    """JSON Schema integers include 3.0; strings and booleans stay invalid (strict int)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_int), Field(strict=True)]
 
 
 Id = Annotated[
     str,
     BeforeValidator(_id_to_str),
     Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 128,
+                    "pattern": "^[^\\x00-\\x1f]+$",
+                },
+                {"type": "integer", "minimum": 0},
+            ],
+            "description": "An id; numbers are accepted and answered as strings.",
+        }
+    ),
 ]
 CampaignId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
-Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Money = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Context = Literal["home", "cart", "post_purchase", "similar"]
 Fallback = Literal["cold_start", "degraded"]
 
@@ -37,8 +70,17 @@ class _Request(BaseModel):
 
 # -- /recommend ------------------------------------------------------------------------------
 class RecommendRequest(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"context": {"const": "similar"}}, "required": ["context"]},
+            "then": {
+                "required": ["product_id"],
+                "properties": {"product_id": {"not": {"type": "null"}}},
+            },
+        }
+    )
     member_id: Id
-    n: int = Field(10, ge=1, le=100)
+    n: JsonInt = Field(10, ge=1, le=100)
     context: Context = "home"
     cart: list[Id] | None = Field(None, max_length=200)
     product_id: Id | None = None
@@ -113,9 +155,9 @@ class BenefitsResponse(BaseModel):
 # -- /campaigns ------------------------------------------------------------------------------
 class AtRiskRequest(_Request):
     campaign_id: CampaignId
-    limit: int = Field(ge=1, le=100_000)
+    limit: JsonInt = Field(ge=1, le=100_000)
     budget: Money | None = None
-    min_probability: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    min_probability: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, strict=True)
     value_segments: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
         None, max_length=32
     )
