@@ -118,10 +118,7 @@ def points_to_earn(
     price_arr = np.atleast_1d(np.asarray(price, dtype=float))
     if np.any(price_arr < 0):
         raise LoyaltyError("points_to_earn: price must be >= 0")
-    if isinstance(at, str | pd.Timestamp) or np.ndim(at) == 0:
-        months = np.array([to_utc(at).month])
-    else:
-        months = pd.DatetimeIndex(pd.to_datetime(np.asarray(at), utc=True)).month.to_numpy()
+    months = _utc_months(at)
     bday = np.ones_like(price_arr)
     if birth_month is not None:
         bm = np.atleast_1d(pd.to_numeric(pd.Series(np.atleast_1d(birth_month)), errors="coerce"))
@@ -129,6 +126,21 @@ def points_to_earn(
     raw = price_arr * cfg.points.earn_per_unit * mults[idx] * bday
     pts = np.floor(raw + _FLOOR_EPS).astype(np.int64)
     return int(pts[0]) if scalar else pts
+
+
+def _utc_months(at: Any) -> np.ndarray:
+    """Calendar month (1-12, UTC) of a time or of each time in an array/Series/index."""
+    if isinstance(at, str | pd.Timestamp) or np.ndim(at) == 0:
+        return np.array([to_utc(at).month])
+    if isinstance(at, pd.Series):
+        at = pd.DatetimeIndex(at)
+    if isinstance(at, pd.DatetimeIndex):
+        # Never iterate Timestamps (slow at 1M rows): month arithmetic on UTC datetime64.
+        at = (at.tz_convert("UTC").tz_localize(None) if at.tz is not None else at).to_numpy()
+    arr = np.asarray(at)
+    if not np.issubdtype(arr.dtype, np.datetime64):
+        arr = pd.DatetimeIndex(pd.to_datetime(arr, utc=True)).tz_localize(None).to_numpy()
+    return arr.astype("datetime64[M]").astype(np.int64) % 12 + 1
 
 
 # --------------------------------------------------------------------------- eligibility
