@@ -70,7 +70,7 @@ class Manifest:
     absent: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        return json.dumps(asdict(self), indent=2)  # key order = column order
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:

@@ -90,12 +90,8 @@ def training_set(
     frame = store.get_historical_features(entity_df=entity_df, features=feature_service).to_df()
     # The pipeline's column order (the registry may hand features back sorted by name).
     views = applied.objects.views
-    ordered = [
-        f.name
-        for p in feature_service.feature_view_projections
-        for f in views[p.name].features
-        if f.name in {g.name for g in p.features}
-    ]
+    ours = applied.objects.services.get(service, feature_service)
+    ordered = [f.name for p in ours.feature_view_projections for f in views[p.name].features]
     frame = frame.sort_values(ROW).reset_index(drop=True)
     frame = frame[["member_id", "event_timestamp", *ordered]]
     return frame, applied.unavailable(service)
