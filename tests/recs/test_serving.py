@@ -154,3 +154,16 @@ def test_vectorised_batch_equals_single_requests(rec, shop):
             sorted(got["score"]), sorted(i["score"] for i in single.items), atol=1e-4
         )
     assert same >= len(members) - 2  # float ties may swap neighbours
+
+
+def test_birthday_month_points(rec, shop):
+    from loyalty_ml.policy import load_policy, points_to_earn
+
+    march = pd.Timestamp("2026-03-10", tz="UTC")  # members were born in March
+    res = rec.recommend("m4", 5, "home", now=march)
+    prices = shop.products.set_index("product_id")["price"]
+    for item in res.items:
+        price = float(prices[item["product_id"]])
+        assert item["points_to_earn"] == points_to_earn(
+            "silver", price, march, load_policy(), birth_month=3
+        )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -316,18 +317,30 @@ class Recommender:
         return 0
 
     def _points(self, ids: np.ndarray, tier: int, now: Any, member: int) -> list[int | None]:
+        """``points_to_earn`` from the policy engine, tabulated once per (tier, birthday month
+        or not) over every product price, then looked up per request."""
         pol = self.policy
         if pol is None or not len(ids):
             return [None] * len(ids)
-        from loyalty_ml.policy import points_to_earn
+        month = now.month if hasattr(now, "month") else pd.Timestamp(now).month
+        birthday = member >= 0 and int(self.member_birth_month[member]) == month
+        table = self.__dict__.setdefault("_points_table", {})
+        key = (tier, birthday)
+        if key not in table:
+            from loyalty_ml.policy import points_to_earn
 
-        bm = None
-        if member >= 0 and self.member_birth_month[member] > 0:
-            bm = np.full(len(ids), self.member_birth_month[member])
-        pts = points_to_earn(
-            np.full(len(ids), tier), self.price[ids].astype(float), now, pol, birth_month=bm
-        )
-        return [int(p) for p in np.atleast_1d(pts)]
+            at = pd.Timestamp(year=2000, month=month, day=1, tz="UTC")
+            table[key] = np.asarray(
+                points_to_earn(
+                    np.full(self.n_items, tier),
+                    self.price.astype(float),
+                    at,
+                    pol,
+                    birth_month=np.full(self.n_items, month) if birthday else None,
+                ),
+                np.int64,
+            )
+        return table[key][ids].tolist()
 
     # ------------------------------------------------------------------ scoring helpers
     def _member_history(self, member: int) -> np.ndarray:
@@ -550,9 +563,7 @@ class Recommender:
                 result_scores = np.concatenate([result_scores, more_scores])
                 result_reasons = result_reasons + more_reasons
         points = (
-            self._points(
-                result_ids, tier, now if now is not None else pd.Timestamp.now("UTC"), member
-            )
+            self._points(result_ids, tier, now if now is not None else datetime.now(UTC), member)
             if with_points
             else [None] * len(result_ids)
         )
