@@ -167,3 +167,25 @@ def test_birthday_month_points(rec, shop):
         assert item["points_to_earn"] == points_to_earn(
             "silver", price, march, load_policy(), birth_month=3
         )
+
+
+def test_serving_matches_offline_blend(shop_recommender, shop, rec):
+    """The precomputed serving path ranks like the offline blend (filters aside)."""
+    from loyalty_ml.recs.base import RecModel, top_n
+    from loyalty_ml.recs.interactions import from_dataset
+
+    blend = RecModel.load(shop_recommender.bundle_dir / "blend.npz")
+    inter = from_dataset(shop, shop_recommender.as_of, shop_recommender.config.interactions)
+    assert list(inter.item_ids) == list(rec.item_ids)
+    overlap = []
+    for m in sorted(shop.members["member_id"])[:30]:
+        u = inter.user_index[m]
+        scores = blend.score(inter.user_items[[u]], recency=inter.recency[[u]], userids=[u])
+        bought = inter.counts[[u]]
+        # same policy filter as serving for the comparison: tier and purchases
+        tier = rec._tier(rec.member_index[m], None, [])
+        blocked = np.flatnonzero(rec.min_tier > tier)
+        ids, _ = top_n(scores, 5, exclude=bought, filter_items=blocked)
+        served = rec.recommend(m, 5, "home", with_points=False).product_ids
+        overlap.append(len(set(inter.item_ids[ids[0]]) & set(served)) / 5)
+    assert np.mean(overlap) >= 0.8
