@@ -84,8 +84,8 @@ def top_reasons(
     for i in range(named.shape[0]):
         row = []
         for j in order[i]:
-            weight = float(named[i, j])
+            weight = round(float(named[i, j]), 4)
             if weight > min_weight:
-                row.append({"code": codes[j], "weight": round(weight, 4)})
+                row.append({"code": codes[j], "weight": weight})
         out.append(row)
     return out

@@ -151,5 +151,5 @@ def log_training(
         )
         result.gate_alias = decision.alias
         result.gate_reason = decision.reason
-        result.model_version = decision.version
+        result.model_version = str(decision.version)
         mlflow.set_tags({"gate_alias": decision.alias, "gate_reason": decision.reason})

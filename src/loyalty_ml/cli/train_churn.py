@@ -76,8 +76,9 @@ def register(app: typer.Typer) -> None:
             f"{cfg.label.horizon_days}-day {cfg.label.definition} label "
             "(backtest slice; same members for every scorer)"
         )
-        for col in ("scorer", "auc", "pr_auc", "log_loss", "brier", "ece", "lift_10", "capture_10"):
-            table.add_column(col)
+        table.add_column("scorer", no_wrap=True, min_width=19)
+        for col in ("auc", "pr_auc", "log_loss", "brier", "ece", "lift_10", "capture_10"):
+            table.add_column(col, overflow="fold")
         for row in result.summary_rows():
             table.add_row(
                 *[
