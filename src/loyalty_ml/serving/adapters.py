@@ -4,16 +4,17 @@
 and raises ``AdapterMissing`` (→ "not ready" with this message, and ``fallback: "degraded"`` on
 /recommend) while that function does not exist yet. Expected interfaces, from the design:
 
-- ``loyalty_ml.churn.ChurnScorer``: ``load(model_uri)``, ``score_frame(features_df) -> Series``,
-  ``reasons(features_df, top_k) -> list[list[{code, weight}]]``; risk band / value segment from the
-  same package (``risk_band(p)``, ``value_segment(features_row)``) or columns of the features.
+- ``loyalty_ml.churn.scorer.ChurnScorer``: ``load(model_uri)``, ``score_frame(features_df)`` →
+  member_id, churn_probability, risk_band, value, value_segment; ``reasons(features_df, top_k)``
+  → ``list[list[{code, weight}]]``.
 - ``loyalty_ml.recs.Recommender``: ``load(model_uri)``, ``recommend(member_id, n, context, cart,
-  product_id, member_tier, now) -> (items, fallback)``, ``popular(n)``.
-- ``loyalty_ml.benefits.BenefitMatcher``: ``load(model_uri)``, ``score(features_df, budget)`` →
-  rows ``member_id, benefit_id, eligible, expected_uplift, expected_net_value, cost, reason``.
-- ``loyalty_ml.features.online.OnlineFeatures`` (the active profile's Feast online reader):
-  ``get(member_ids) -> DataFrame`` indexed by member_id (unknown ids absent), ``ping()``,
-  ``population() -> list[member_id]`` for batch lists.
+  product_id, member_tier, now) -> (items, fallback)``, ``popular(n)``; its fallbacks map onto the
+  contract's (``popular`` → ``cold_start``, ``home`` → null).
+- ``loyalty_ml.benefits.matcher.BenefitMatcher``: ``load(model_uri)``, ``score(features_df)`` →
+  member_id, benefit_id, expected_uplift, expected_net_value, cost, eligible, reason.
+- ``loyalty_ml.features.online.OnlineFeatureReader(service="churn_v1")``: ``get(ids)`` →
+  Feast-style dict; wrapped by ``OnlineFeatures`` into frames. **Missing:** listing the member
+  population for at-risk lists (``member_ids()``) — ``/campaigns/at_risk`` answers 503 until then.
 
 Champions are always ``models:/<kind>-<dataset>@champion`` (``tracking.champion_uri``).
 """
@@ -78,7 +79,7 @@ def _load_champion(module: str, cls: str, kind: str, dataset: str) -> Loaded:
 
 
 def load_churn(dataset: str) -> Loaded:
-    return _load_champion("loyalty_ml.churn", "ChurnScorer", "churn", dataset)
+    return _load_champion("loyalty_ml.churn.scorer", "ChurnScorer", "churn", dataset)
 
 
 def load_recommender(dataset: str) -> Loaded:
@@ -86,17 +87,57 @@ def load_recommender(dataset: str) -> Loaded:
 
 
 def load_benefits(dataset: str) -> Loaded:
-    return _load_champion("loyalty_ml.benefits", "BenefitMatcher", "benefits", dataset)
+    return _load_champion("loyalty_ml.benefits.matcher", "BenefitMatcher", "benefits", dataset)
 
 
-def open_online_store() -> Any:
+class OnlineFeatures:
+    """``OnlineFeatureReader`` (Feast-compatible dict) → the frames the models take."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.join_key = getattr(reader, "join_key", "member_id")
+
+    def get(self, member_ids: list[str]) -> pd.DataFrame:
+        raw = self.reader.get([str(m) for m in member_ids])
+        frame = pd.DataFrame(raw)
+        if self.join_key != "member_id" and self.join_key in frame:
+            frame = frame.rename(columns={self.join_key: "member_id"})
+        frame["member_id"] = frame["member_id"].astype(str)
+        values = frame.drop(columns=["member_id"])
+        known = values.notna().any(axis=1) if len(values.columns) else pd.Series(True, frame.index)
+        return frame[known.to_numpy()].set_index("member_id", drop=False)
+
+    def ping(self) -> None:
+        self.reader.get(["__readiness_probe__"])
+
+    def population(self) -> list[str]:
+        lister = getattr(self.reader, "member_ids", None)
+        if lister is None:
+            raise AdapterMissing(
+                "the online reader cannot list members: at-risk lists need "
+                "OnlineFeatureReader.member_ids() (or a batch-scored population)"
+            )
+        return [str(m) for m in lister()]
+
+
+def open_online_store() -> OnlineFeatures:
     """The active profile's online feature reader (SQLite locally, Redis in production)."""
-    return _attr("loyalty_ml.features.online", "OnlineFeatures")()
+    reader = _attr("loyalty_ml.features.online", "OnlineFeatureReader")
+    return OnlineFeatures(reader(service="churn_v1"))
 
 
 # -- per-request calls -----------------------------------------------------------------------
+CONTRACT_FALLBACKS = {
+    None: None,
+    "cold_start": "cold_start",
+    "degraded": "degraded",
+    "popular": "cold_start",
+    "home": None,
+}
+
+
 def member_features(online: Any, member_ids: list[str]) -> pd.DataFrame:
-    """Features indexed by member_id; unknown members are absent."""
+    """Features with a ``member_id`` column, indexed by member_id; unknown members are absent."""
     return online.get(member_ids)
 
 
@@ -112,7 +153,10 @@ def recommend(
     """``(items, fallback)``; items carry product_id, score, reason, points_to_earn."""
     tier = None
     if online is not None:
-        features = member_features(online, [member_id])
+        try:
+            features = member_features(online, [member_id])
+        except Exception:  # the recommender still answers without the tier
+            features = pd.DataFrame()
         if member_id in features.index and "tier" in features.columns:
             tier = features.loc[member_id, "tier"]
     result = recommender.recommend(
@@ -124,8 +168,8 @@ def recommend(
         member_tier=tier,
         now=datetime.now(UTC),
     )
-    items, fallback = (result, None) if not isinstance(result, tuple) else result
-    return [dict(i) for i in items], fallback
+    items, fallback = result if isinstance(result, tuple) else (result, None)
+    return [dict(i) for i in items], CONTRACT_FALLBACKS.get(fallback, "cold_start")
 
 
 def popular(recommender: Any, n: int) -> list[dict[str, Any]]:
@@ -133,35 +177,33 @@ def popular(recommender: Any, n: int) -> list[dict[str, Any]]:
 
 
 def churn_rows(churn: Any, features: pd.DataFrame, top_k: int = 3) -> list[dict[str, Any]]:
-    """One dict per scored member: churn_probability, risk_band, value_segment, reasons."""
-    probs = churn.score_frame(features)
-    reasons = churn.reasons(features, top_k=top_k)
-    band = _attr("loyalty_ml.churn", "risk_band")
-    segment = _attr("loyalty_ml.churn", "value_segment")
-    rows = []
-    for i, member_id in enumerate(features.index):
-        p = float(probs.iloc[i] if hasattr(probs, "iloc") else probs[i])
-        rows.append(
-            {
-                "member_id": str(member_id),
-                "churn_probability": p,
-                "risk_band": str(band(p)),
-                "value_segment": str(segment(features.iloc[i])),
-                "value": float(features.iloc[i].get("value", 0.0)),
-                "reasons": list(reasons[i]),
-            }
-        )
-    return rows
+    """One dict per member: churn_probability, risk_band, value, value_segment, reasons."""
+    frame = features.reset_index(drop=True)
+    scored = churn.score_frame(frame)
+    reasons = churn.reasons(frame, top_k=top_k)
+    rows = scored[["member_id", "churn_probability", "risk_band", "value", "value_segment"]]
+    out = rows.assign(member_id=rows["member_id"].astype(str)).to_dict("records")
+    for row, why in zip(out, reasons, strict=True):
+        row["reasons"] = [{"code": str(r["code"]), "weight": float(r["weight"])} for r in why]
+        row["value_segment"] = str(row["value_segment"])
+        row["risk_band"] = str(row["risk_band"])
+    return out
 
 
 def benefit_rows(benefits: Any, features: pd.DataFrame, budget: float | None) -> pd.DataFrame:
     """Options per member: benefit_id, eligible, expected_uplift, expected_net_value, cost, reason."""
-    return benefits.score(features, budget=budget)
+    options = benefits.score(features.reset_index(drop=True))
+    options["reason"] = options["reason"].fillna("eligible").astype(str)
+    if budget is not None:
+        over = options["cost"] > budget
+        options.loc[over & options["eligible"], "reason"] = "over_budget"
+        options.loc[over, "eligible"] = False
+    return options
 
 
 def score_population(churn: Any, online: Any) -> pd.DataFrame:
     """Every member the online store knows, scored (the at-risk list's input)."""
-    ids = [str(m) for m in online.population()]
+    ids = online.population()
     rows: list[dict[str, Any]] = []
     for start in range(0, len(ids), 1000):
         rows.extend(churn_rows(churn, member_features(online, ids[start : start + 1000])))
