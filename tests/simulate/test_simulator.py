@@ -352,3 +352,12 @@ def test_cli_generate(tmp_path: Path) -> None:
     for name in Truth.FILES:
         assert (out / "truth" / f"{name}.parquet").is_file()
     assert load_dataset(out).members["member_id"].nunique() == 150
+
+
+@pytest.mark.parametrize(("members", "days"), [(1, 30), (40, 31)])
+def test_short_periods_without_campaigns(members: int, days: int) -> None:
+    ds, truth = run_simulation(load_config(members=members, days=days, seed=3))
+    assert len(ds.members) == members
+    assert len(ds.offers) == 0 and len(truth.uplift) == 0
+    assert "uplift_profit" in truth.uplift.columns
+    assert set(truth.churn["horizon_days"]) == {30, 90}

@@ -299,8 +299,12 @@ def simulate(
     dataset = Dataset(name=f"simulated-{cfg.seed}", **typed)
     meta = _meta(ctx)
     meta["summary"] = stats.summary(time.perf_counter() - started)
+    frames_truth = {k: pd.concat(v, ignore_index=True) for k, v in truth.items()}
+    for k, frame in frames_truth.items():
+        if frame.columns.empty:  # e.g. no campaign fits a very short period
+            frames_truth[k] = TRUTH_SCHEMAS[k].empty_table().to_pandas()
     result = Truth(
-        **{k: pd.concat(v, ignore_index=True) for k, v in truth.items()},
+        **frames_truth,
         items=items_frame(ctx),
         campaigns=campaigns_frame(ctx),
         meta=meta,

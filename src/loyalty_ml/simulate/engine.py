@@ -502,9 +502,17 @@ def simulate_block(ctx: Context, block: int) -> Block:
             "probs",
         )
     }
-    if not offers:
-        off["effect"] = np.zeros((0, nb))
-        off["probs"] = np.zeros((0, nb))
+    if not offers:  # a period too short for any campaign: typed empty columns
+        off.update(
+            campaign=np.zeros(0, np.int64),
+            member=np.zeros(0, np.int64),
+            day=np.zeros(0, np.int64),
+            sec=np.zeros(0, np.int64),
+            benefit=np.zeros(0, np.int64),
+            channel=np.zeros(0, dtype=object),
+            effect=np.zeros((0, nb)),
+            probs=np.zeros((0, nb)),
+        )
     n_off = len(off["member"])
     off_order = np.lexsort((off["day"], off["member"]))
     for k in off:
