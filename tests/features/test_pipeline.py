@@ -320,3 +320,25 @@ def test_missing_optional_tables_degrade() -> None:
 def test_counts_are_integers_and_no_nan_in_counts(features: pd.DataFrame) -> None:
     for col in ("rfm__orders_30d", "engagement__logins_30d", "service__tickets_30d"):
         assert features[col].dtype == np.int64
+
+
+def test_loyalty_state_comes_from_policy_replay() -> None:
+    from loyalty_ml.policy.replay import member_state
+
+    ds = tiny_dataset()
+    frame = build_member_features(ds, T, families=["loyalty"]).set_index("member_id")
+    for member in ("m1", "m2"):
+        state = member_state(ds, member, T)
+        row = frame.loc[member]
+        assert row["loyalty__tier"] == state["tier"]
+        assert row["loyalty__points_balance"] == state["points_balance"]
+        assert row["loyalty__growth_value"] == pytest.approx(state["growth_value"])
+        assert row["loyalty__distance_to_next_tier"] == pytest.approx(
+            state["distance_to_next_tier"]
+        )
+        assert row["loyalty__downgrade_warning"] == int(state["downgrade_warning"])
+    # birth_month derives from the sensitive birth_date: never a feature.
+    assert not [c for c in frame.columns if "birth" in c]
+    before = build_member_features(ds, T, families=["loyalty"])
+    after = build_member_features(_append_future(ds), T, families=["loyalty"])
+    pd.testing.assert_frame_equal(before, after, check_exact=True)

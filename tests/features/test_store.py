@@ -22,7 +22,7 @@ from .helpers import assert_same_values, frame_as_online
 from .test_pipeline import _append_future
 
 REPO = Path(__file__).resolve().parents[2] / "features"
-CHURN_FAMILIES = ["rfm", "engagement", "service", "preferences", "static"]
+CHURN_FAMILIES = ["rfm", "engagement", "service", "preferences", "static", "loyalty"]
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_training_set_as_of_equals_pipeline(churn_set) -> None:
     frame, unavailable = churn_set
     want = build_member_features(tiny_dataset(), T, families=CHURN_FAMILIES)
     assert_same_values(frame, want)  # one row per member known at T, pipeline column order
-    assert set(unavailable) == {"loyalty"} or unavailable == {}
+    assert unavailable == {}
 
 
 def test_training_set_entity_rows_and_leakage(local_home: Path, churn_set, tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_training_set_entity_rows_and_leakage(local_home: Path, churn_set, tmp_p
     entities.to_csv(path, index=False)
     frame, _ = training_set(tiny_dataset(), "recs_v1", entities_file=path)
     want = build_member_features_at(
-        tiny_dataset(), entities, families=["rfm", "preferences", "static"]
+        tiny_dataset(), entities, families=["rfm", "preferences", "static", "loyalty"]
     )
     assert_same_values(frame, want)
     # Future rows appended to the raw data change nothing at the same cutoffs.

@@ -16,6 +16,7 @@ range join for snapshots (see docs/features.md), and exact per member.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -434,6 +435,104 @@ register_family(
     )
 )
 register_family(Family("static", static_features, ("members",), "tenure and member attributes"))
+
+
+def loyalty_features(ctx: Context, q: Queries) -> Columns:
+    """Tier, growth, points and benefit usage from the policy engine's replay at each instant.
+
+    ``birth_month`` is dropped: it derives from ``birth_date``, a sensitive attribute.
+    """
+    from loyalty_ml.policy.replay import replay
+
+    ids = ctx.member_ids.to_numpy()[q.codes]
+    # The replay works in whole seconds; flooring never reads past the query's instant.
+    secs = q.t_ns // 1_000_000_000
+    pairs = pd.DataFrame(
+        {"member_id": ids, "as_of": pd.to_datetime(secs, unit="s", utc=True)}
+    ).drop_duplicates()
+    state = replay(_ceil_to_seconds(ctx.dataset), snapshots=pairs)
+    state["_secs"] = ts_ns(state["as_of"]) // 1_000_000_000
+    keyed = pd.DataFrame({"member_id": ids, "_secs": secs}).merge(
+        state, on=["member_id", "_secs"], how="left", validate="many_to_one"
+    )
+    t_ns = q.t_ns
+
+    def days_until(col: str) -> np.ndarray:
+        stamp = ts_ns(keyed[col])
+        valid = stamp != np.iinfo(np.int64).min
+        return -_days_between(t_ns, stamp, valid)
+
+    month_cols = [c for c in keyed.columns if c.startswith("used_month__")]
+    year_cols = [c for c in keyed.columns if c.startswith("used_year__")]
+
+    def text(col: str) -> np.ndarray:
+        values = keyed[col].astype(object).to_numpy()
+        return np.array([None if pd.isna(v) else str(v) for v in values], dtype=object)
+
+    return {
+        "tier": text("tier"),
+        "tier_index": keyed["tier_index"].to_numpy(np.int64),
+        "benefit_tier": text("benefit_tier"),
+        "growth_value": keyed["growth_value"].to_numpy(np.float64),
+        "behaviour_score": keyed["behaviour_score"].to_numpy(np.float64),
+        "next_tier": text("next_tier"),
+        "distance_to_next_tier": keyed["distance_to_next_tier"].to_numpy(np.float64),
+        "spend_to_next_tier": keyed["spend_to_next_tier"].to_numpy(np.float64),
+        "points_balance": keyed["points_balance"].to_numpy(np.int64),
+        "points_expiring_30d": keyed["points_expiring_30d"].to_numpy(np.int64),
+        "downgrade_warning": keyed["downgrade_warning"].astype(bool).to_numpy(np.int64),
+        "in_grace": keyed["in_grace"].astype(bool).to_numpy(np.int64),
+        "days_to_grace_end": days_until("grace_ends_at"),
+        "months_below_threshold": keyed["months_below_threshold"].to_numpy(np.int64),
+        "in_transition": keyed["transition_tier"].notna().to_numpy(np.int64),
+        "benefits_used_month": keyed[month_cols].sum(axis=1).to_numpy(np.int64),
+        "benefits_used_year": keyed[year_cols].sum(axis=1).to_numpy(np.int64),
+    }
+
+
+def _ceil_to_seconds(dataset: Dataset) -> Dataset:
+    """Activity times rounded up to whole seconds for the (second-resolution) replay.
+
+    The replay compares seconds, so an order 1 µs after a snapshot would otherwise count in it.
+    Rounding activity up and snapshot instants down can only drop sub-second-early rows, never
+    read a later one.
+    """
+    columns = {"orders": "ordered_at", "events": "occurred_at", "offers": "offered_at"}
+    out = copy.copy(dataset)
+    for table, col in columns.items():
+        frame = getattr(dataset, table)
+        if frame is None or not len(frame):
+            continue
+        ns = ts_ns(frame[col])
+        if (ns % 1_000_000_000 != 0).any():
+            frame = frame.copy()
+            frame[col] = frame[col].dt.ceil("s")
+            setattr(out, table, frame)
+    return out
+
+
+def _policy_available() -> str | None:
+    try:
+        from loyalty_ml.policy.config import load_policy
+        from loyalty_ml.policy.replay import replay  # noqa: F401
+
+        load_policy()
+    except ImportError:
+        return "policy replay not installed"
+    except Exception as exc:
+        return f"policy configuration unusable: {exc}"
+    return None
+
+
+register_family(
+    Family(
+        "loyalty",
+        loyalty_features,
+        ("orders",),
+        "tier, growth value, points and benefit usage (policy replay)",
+        available=_policy_available,
+    )
+)
 
 
 @dataclass(frozen=True)
