@@ -1,0 +1,68 @@
+"""Production profile: PostgreSQL SQL registry + Redis online store (marked ``services``).
+
+Each test uses its own Feast project (Redis keys end with the project name) and removes it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loyalty_ml.settings import reset_settings_cache
+
+from .fixtures import T, tiny_dataset
+from .helpers import frame_as_online
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def production(
+    loyalty_home: Path,
+    redis_service: tuple[str, int],
+    postgres_service: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    from loyalty_ml.features.store import teardown_project
+
+    project = "t" + uuid.uuid4().hex[:12]
+    monkeypatch.setenv("LOYALTY_PROFILE", "production")
+    monkeypatch.setenv("LOYALTY_FEAST_PROJECT", project)
+    reset_settings_cache()
+    yield project
+    teardown_project(project=project)
+    import redis
+
+    client = redis.Redis(*redis_service)
+    assert not list(client.scan_iter(match=b"*" + project.encode())), "Redis keys left behind"
+
+
+def test_production_training_materialize_and_read(production: str) -> None:
+    from loyalty_ml.features.materialize import materialize
+    from loyalty_ml.features.online import OnlineFeatureReader
+    from loyalty_ml.features.store import open_store
+    from loyalty_ml.features.training import training_set
+
+    offline, unavailable = training_set(tiny_dataset(with_items=False), "churn_v1", as_of=T)
+    assert unavailable == {"preferences": "no order_items, products table"}
+    applied = open_store()
+    assert applied.store.config.registry.registry_type == "sql"
+    assert applied.store.project == production
+    report = materialize(applied, T, engine="fast")
+    assert report.online_store == "redis" and report.rows["member_rfm"] == 2
+    ids = ["m2", "m1", "ghost"]
+    features = [c for c in offline.columns if c not in ("member_id", "event_timestamp")]
+    feast_reader = OnlineFeatureReader("churn_v1", backend="feast", applied=applied)
+    online = feast_reader.get(ids)
+    assert online == frame_as_online(offline, "member_id", ids, features)
+    assert OnlineFeatureReader("churn_v1", backend="redis", applied=applied).get(ids) == online
+    assert OnlineFeatureReader("churn_v1", backend="memory", applied=applied).get(ids) == online
+    one = OnlineFeatureReader("churn_v1", applied=applied)  # auto -> redis on production
+    assert one.backend == "redis"
+    assert one.get_one("m1") == {k: v[1] for k, v in online.items()}
+    # Feast's default materialization writes the very same values.
+    materialize(applied, T, engine="feast")
+    assert feast_reader.get(ids) == online
