@@ -81,7 +81,7 @@ class FakeBackend:
         self.scored = scored_members()
 
     async def start(self) -> None:
-        self.log = open_contact_log()
+        self.log = open_contact_log(schema=self.config.campaigns.postgres_schema)
 
     async def stop(self) -> None:
         if self.log is not None:

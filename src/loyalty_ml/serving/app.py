@@ -203,7 +203,8 @@ def resolve_backend(config: ServingConfig) -> ServingBackend:
 
 async def _bounded(awaitable: Awaitable[T], timeout_ms: int, what: str) -> T:
     try:
-        return await asyncio.wait_for(awaitable, timeout_ms / 1000)
+        async with asyncio.timeout(timeout_ms / 1000):
+            return await awaitable
     except TimeoutError as exc:
         from loyalty_ml.serving.backend import NotReady
 
@@ -229,6 +230,7 @@ def create_app(
     cfg = config or load_serving_config()
     state = ServingState(cfg, ServingMetrics())
     limits, timeouts = cfg.http, cfg.timeouts_ms
+    recommend_timeout_s = timeouts.recommend / 1000
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -328,7 +330,8 @@ def create_app(
         if body.cart is not None and len(body.cart) > limits.max_cart_items:
             raise FieldError("cart", f"at most {limits.max_cart_items} items")
         try:
-            result = await asyncio.wait_for(be().recommend(body), timeouts.recommend / 1000)
+            async with asyncio.timeout(recommend_timeout_s):  # no extra task, unlike wait_for
+                result = await be().recommend(body)
         except Exception as exc:
             state.metrics.degraded(type(exc).__name__)
             exclude = set(body.cart or ())
