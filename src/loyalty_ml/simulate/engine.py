@@ -765,7 +765,7 @@ def simulate_block(ctx: Context, block: int) -> Block:
                 "offer_id": offer_ids[rep],
                 "member_id": member_ids[om][rep],
                 "campaign_id": off["campaign"][rep].astype(np.int32),
-                "offered_at": tables["offers"]["offered_at"].to_numpy()[rep],
+                "offered_at": _ts(cal.stamps(off["day"], off["sec"])[rep]),
                 "benefit_id": np.tile(bnames, n_off),
                 "assigned": (np.tile(np.arange(nb), n_off) == ob[rep]),
                 # The logging policy's probability of this benefit for this member (0 = not
