@@ -361,3 +361,9 @@ def test_short_periods_without_campaigns(members: int, days: int) -> None:
     assert len(ds.offers) == 0 and len(truth.uplift) == 0
     assert "uplift_profit" in truth.uplift.columns
     assert set(truth.churn["horizon_days"]) == {30, 90}
+
+
+def test_contract_validator_finds_nothing(written: Path) -> None:
+    validate = pytest.importorskip("loyalty_ml.contract.validate")
+    report = validate.validate_dir(written)
+    assert report.ok and not report.problems, report.to_text()
