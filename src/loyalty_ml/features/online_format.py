@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 DOUBLE_TAG = 0x29  # Value.double_val: field 5, wire type 1 (64-bit)
 STRING_TYPE = 2  # ValueType.STRING in the entity-key encoding
@@ -107,8 +108,7 @@ def encode_values(values: np.ndarray, kind: str) -> Ragged:
         return table.take(inverse)
     objs = np.asarray(values, dtype=object)
     null = np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in objs], dtype=bool)
-    texts = np.where(null, "", objs).astype(str)
-    uniq, inverse = np.unique(texts, return_inverse=True)
+    inverse, uniq = pd.factorize(np.where(null, "", objs))
     table = Ragged.from_list([_proto_bytes("String", u) for u in uniq] + [b""])
     return table.take(np.where(null, len(uniq), inverse))
 

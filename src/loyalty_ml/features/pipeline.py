@@ -121,11 +121,14 @@ class Context:
         assert ev is not None
         codes = self.member_codes(ev["member_id"])
         times = ts_ns(ev["occurred_at"])
-        types = ev["event_type"].astype(str).to_numpy()
+        # factorize hashes; np.unique would sort a million strings (seconds).
+        kind_codes, kinds = pd.factorize(ev["event_type"].astype(str))
+        order = np.argsort(kind_codes, kind="stable")
+        bounds = np.searchsorted(kind_codes[order], np.arange(len(kinds) + 1))
         out = {}
-        for kind in np.unique(types):
-            mask = types == kind
-            out[str(kind)] = TimeIndex(codes[mask], times[mask])
+        for i, kind in enumerate(kinds):
+            sel = order[bounds[i] : bounds[i + 1]]
+            out[str(kind)] = TimeIndex(codes[sel], times[sel])
         return out
 
     def event_index(self, kind: str) -> TimeIndex:

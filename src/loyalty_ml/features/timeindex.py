@@ -37,7 +37,13 @@ class TimeIndex:
         times_ns = np.asarray(times_ns, dtype=np.int64)
         keep = (codes >= 0) & (times_ns != np.iinfo(np.int64).min)
         codes, times_ns = codes[keep], times_ns[keep]
-        self.uniq = np.unique(times_ns)
+        # Sort + mask rather than np.unique: NumPy 2's hash-based unique is ~5x slower here.
+        ordered = np.sort(times_ns)
+        self.uniq = (
+            ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])]
+            if len(ordered)
+            else ordered
+        )
         # Rank 1..U of each event time; 0 is reserved for "before every event".
         self.width = np.int64(len(self.uniq) + 1)
         if len(codes) and int(codes.max()) + 1 > np.iinfo(np.int64).max // int(self.width):
