@@ -28,6 +28,7 @@ class DecisionConfig(_Strict):
         default_factory=lambda: [0.0, 0.0025, 0.005, 0.01, 0.02, 0.04]
     )
     require_confident_gain: bool = True
+    confidence_z: float = Field(default=1.645, ge=0.0)
 
 
 class OptunaConfig(_Strict):

@@ -216,11 +216,11 @@ def tune_decision(
     data: Prepared,
     centers: NDArray[np.float64],
     config: BenefitsConfig,
-    z: float = 1.2815515655446004,  # one-sided 90%
 ) -> DecisionTuning:
     """Grid over (shrinkage, switch margin) on out-of-fold effects; keep the point with the best
     lower confidence bound of its paired gain over the default policy (everyone gets the default
     arm), so a personalised policy is used only when it is confidently better."""
+    z = config.decision.confidence_z
     d = default_arm(centers.copy(), data.unit_costs)
     base_choice = np.full(len(data), d)
     base_c, _ = policy_value(base_choice, data, q)
@@ -410,6 +410,17 @@ def fit_benefit_model(
     # Policies on the validation slice.
     eff_va = effects[chosen]
     learned = choose(net_values(eff_va, centers, decision.shrinkage, va.unit_costs), None, decision)
+    confirmed = True
+    if config.decision.require_confident_gain and (learned != decision.default_arm).any():
+        # Held-out confirmation: personalise only if it does not lose to the default arm on the
+        # validation slice too (the out-of-fold gain could be noise).
+        base = np.full(len(va), decision.default_arm)
+        c_learned, _ = policy_value(learned, va, q_va)
+        c_base, _ = policy_value(base, va, q_va)
+        if est.paired_difference(c_learned, c_base).value < 0:
+            confirmed = False
+            decision = DecisionParams(0.0, 0.0, decision.default_arm)
+            learned = choose(net_values(eff_va, centers, 0.0, va.unit_costs), None, decision)
     greedy_choice = choose(net_values(eff_va, centers, 1.0, va.unit_costs), None, greedy)
     pols = {"learned": learned, "learned (greedy, no shrinkage)": greedy_choice}
     pols.update(baseline_policies(len(va), data.arms))
@@ -455,6 +466,7 @@ def fit_benefit_model(
         "shrinkage": decision.shrinkage,
         "switch_margin": decision.switch_margin,
         "share_personalised": float((learned != decision.default_arm).mean()),
+        "personalisation_confirmed": float(confirmed),
     }
     return CoreResult(
         matcher,
