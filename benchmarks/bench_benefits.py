@@ -221,7 +221,7 @@ def main(argv: list[str]) -> None:
     started = time.perf_counter()
     rows_a, raw_a = bench_a(df, seeds, cfg)
     payload["a"] = {"rows": rows_a, "raw": raw_a, "seconds": time.perf_counter() - started}
-    print("## (a) Womens vs control, visit, uplift@30% (mean of %d seeds)" % seeds)
+    print(f"## (a) Womens vs control, visit, uplift@30% (mean of {seeds} seeds)")
     print(markdown_table(rows_a), flush=True)
     for label, outcome, cost in (("b", "visit", 0.0), ("c", "spend", EMAIL_COST)):
         started = time.perf_counter()
