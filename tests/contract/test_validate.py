@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from loyalty_ml.cli.main import app
@@ -418,3 +420,57 @@ def test_cli_max_per_kind_caps_listed_rows(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "validate", str(data), "--text", "--max-per-kind", "2"])
     assert result.exit_code == 1
     assert "rows 1, 2 … (3 in all)" in result.output
+
+
+def test_missing_column_points_at_a_near_miss(tmp_path: Path) -> None:
+    tables = base_tables()
+    tables["orders"] = tables["orders"].rename(columns={"ordered_at": "Ordered At"})
+    problem = only(check(tmp_path, tables), "missing_column")
+    assert problem.column == "ordered_at"
+    assert "found 'Ordered At'" in problem.message
+
+
+_cell = st.one_of(
+    st.none(),
+    # No line breaks: pandas writes a bare "\r" unquoted, which really makes a second CSV row.
+    st.text(st.characters(exclude_characters="\r\n"), max_size=6),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["2024-01-01", "1900-01-01", "2999-01-01", "completed", "login", ""]),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    members=st.lists(st.tuples(_cell, _cell, _cell), min_size=0, max_size=5),
+    orders=st.lists(st.tuples(_cell, _cell, _cell, _cell, _cell), min_size=0, max_size=5),
+)
+def test_garbage_never_crashes_validation(
+    tmp_path_factory: pytest.TempPathFactory,
+    members: list[tuple[object, ...]],
+    orders: list[tuple[object, ...]],
+) -> None:
+    data = tmp_path_factory.mktemp("garbage")
+    pd.DataFrame(members, columns=["member_id", "joined_at", "x"]).to_csv(
+        data / "members.csv", index=False
+    )
+    pd.DataFrame(
+        orders, columns=["order_id", "member_id", "ordered_at", "amount", "status"]
+    ).to_csv(data / "orders.csv", index=False)
+    report = validate_dir(data, now=NOW)
+    assert set(report.kinds()) <= set(PROBLEM_KINDS)
+    for problem in report.problems:
+        assert problem.count >= len(problem.rows)
+        assert all(1 <= r <= max(len(members), len(orders)) for r in problem.rows)
+    if report.ok:
+        dataset = report.dataset()
+        assert len(dataset.members) == len(members) and len(dataset.orders) == len(orders)
+
+
+def test_true_false_column_is_not_a_number_or_time(tmp_path: Path) -> None:
+    tables = base_tables()
+    tables["orders"]["amount"] = [True, False, True, True]
+    tables["orders"]["ordered_at"] = [True, False, True, True]
+    report = check(tmp_path, tables)
+    assert {p.column for p in report.find("bad_type")} == {"amount", "ordered_at"}
+    assert all(p.count == 4 for p in report.find("bad_type"))

@@ -75,6 +75,10 @@ def coerce_column(values: pd.Series, col: ColumnSpec) -> pd.Series:
     if col.kind in ("id", "string"):
         out = _as_id(values) if col.kind == "id" else values.astype("string")
         return out
+    if pd.api.types.is_bool_dtype(values) and col.kind != "bool01":
+        # A CSV column of True/False is text here: as a number or a time it is unreadable,
+        # not 1/0 or epoch (pandas would silently accept, or crash on, the bools).
+        values = values.astype("string")
     if col.kind in ("timestamp", "date"):
         return utc_series(values)
     if col.kind == "float":

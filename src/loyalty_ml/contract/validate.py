@@ -337,6 +337,10 @@ def _check_primary_key(out: _Collector, typed: pd.DataFrame) -> None:
         )
 
 
+def _loose(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
 def check_table(
     spec: TableSpec,
     raw: pd.DataFrame,
@@ -348,8 +352,12 @@ def check_table(
     """Check one table's own rows; returns its typed frame (None when unusable) and problems."""
     out = _Collector(spec, file, limit)
     missing = [c for c in spec.required_columns if c not in raw.columns]
+    # Column names are exact; point at a near miss ("Member_ID ", "memberid") when there is one.
+    loose = {_loose(str(c)): str(c) for c in raw.columns}
     for name in missing:
-        out.add("missing_column", name, None, f"required column {name!r} is absent")
+        near = loose.get(_loose(name))
+        hint = f" (found {near!r}: names are exact, lower case)" if near else ""
+        out.add("missing_column", name, None, f"required column {name!r} is absent{hint}")
     if missing:
         return None, out.problems
     if raw.empty:
