@@ -342,6 +342,11 @@ def _replay_independent_of_chunking(orders, events, redeems, snap_hours, rnd) ->
         }
         per_time.append(replay(cut, cfg, as_of=at))
     pd.testing.assert_frame_equal(full, _norm(pd.concat(per_time)), check_dtype=False)
+    # Per-member snapshot pairs, shuffled (many distinct times in one replay).
+    pairs = full[["member_id", "as_of"]].sample(frac=1, random_state=2)
+    paired = replay(data, cfg, snapshots=pairs)
+    assert list(paired["member_id"]) == list(pairs["member_id"])
+    pd.testing.assert_frame_equal(full, _norm(paired), check_dtype=False)
     # Chunked by member, rows shuffled.
     ids = list(data["members"]["member_id"])
     rnd.shuffle(ids)

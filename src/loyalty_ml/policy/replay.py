@@ -197,120 +197,139 @@ class _History:
 
 
 class _TierMachine:
-    """The tier state of every member, advanced step by step through check dates and snapshots."""
+    """The tier state of every member, advanced through the monthly checks.
+
+    Between checks the only changes are first-order boosts and grace-period ends, at known
+    instants; a snapshot at any ``t`` applies those to a *copy* of the rows it reports (``peek``),
+    so any number of distinct snapshot times costs one vectorised pass, not one step each.
+    """
+
+    FIELDS = ("tier", "below", "warn", "grace_end", "trans_tier", "trans_until", "boost_due")
 
     def __init__(self, hist: _History, cfg: PolicyConfig):
         self.hist, self.cfg = hist, cfg
         n = hist.n
         self.thr = np.asarray(cfg.tiers.thresholds, dtype=float)
         self.top = len(self.thr) - 1
-        self.tier = np.zeros(n, np.int64)
-        self.below = np.zeros(n, np.int64)
-        self.warn = np.zeros(n, bool)
-        self.grace_end = np.full(n, _NONE, np.int64)
-        self.trans_tier = np.full(n, -1, np.int64)
-        self.trans_until = np.full(n, _NONE, np.int64)
         boost = cfg.tiers.first_order_boost_amount
-        self.boost_due = (
-            (hist.first_t != _NONE) & (hist.first_amt >= boost)
-            if boost is not None
-            else np.zeros(n, bool)
-        )
+        self.s: dict[str, np.ndarray] = {
+            "tier": np.zeros(n, np.int64),
+            "below": np.zeros(n, np.int64),
+            "warn": np.zeros(n, bool),
+            "grace_end": np.full(n, _NONE, np.int64),
+            "trans_tier": np.full(n, -1, np.int64),
+            "trans_until": np.full(n, _NONE, np.int64),
+            "boost_due": (
+                (hist.first_t != _NONE) & (hist.first_amt >= boost)
+                if boost is not None
+                else np.zeros(n, bool)
+            ),
+        }
+        self.codes = np.arange(n)
         self.rec: list[tuple[np.ndarray, ...]] = []
         self.causes: list[tuple[str, np.ndarray]] = []
 
-    def _record(self, codes: np.ndarray, secs: Any, cause: str, old: np.ndarray) -> None:
-        if len(codes):
+    def _record(
+        self, s: dict, pos: np.ndarray, codes: np.ndarray, secs: Any, cause: str, old: np.ndarray
+    ) -> None:
+        if len(pos):
             self.causes.append((cause, old))
             self.rec.append(
                 (
-                    codes,
-                    np.broadcast_to(secs, codes.shape).astype(np.int64),
-                    self.tier[codes].copy(),
-                    self.trans_tier[codes].copy(),
-                    self.trans_until[codes].copy(),
+                    codes[pos],
+                    np.broadcast_to(secs, pos.shape).astype(np.int64),
+                    s["tier"][pos].copy(),
+                    s["trans_tier"][pos].copy(),
+                    s["trans_until"][pos].copy(),
                 )
             )
 
     def _tier_of(self, growth: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.thr, growth, side="right") - 1
 
-    def _boost(self, codes: np.ndarray) -> None:
-        if not len(codes):
+    def _boost(self, s: dict, pos: np.ndarray, codes: np.ndarray, record: bool) -> None:
+        if not len(pos):
             return
-        old = self.tier[codes].copy()
-        self.tier[codes] = np.minimum(old + 1, self.top)
-        self.boost_due[codes] = False
-        self._record(codes, self.hist.first_t[codes], "first_order", old)
+        old = s["tier"][pos].copy()
+        s["tier"][pos] = np.minimum(old + 1, self.top)
+        s["boost_due"][pos] = False
+        if record:
+            self._record(s, pos, codes, self.hist.first_t[codes[pos]], "first_order", old)
 
-    def _resolve_grace(self, codes: np.ndarray) -> None:
-        if not len(codes):
+    def _resolve_grace(self, s: dict, pos: np.ndarray, codes: np.ndarray, record: bool) -> None:
+        if not len(pos):
             return
-        e = self.grace_end[codes]
-        g = self.hist.growth(codes, e)
-        old = self.tier[codes]
-        keep = g >= self.thr[old]
-        drop = codes[~keep]
-        if len(drop):
+        e = s["grace_end"][pos]
+        g = self.hist.growth(codes[pos], e)
+        old = s["tier"][pos]
+        drop = ~(g >= self.thr[old])
+        dpos = pos[drop]
+        if len(dpos):
+            de, dold = e[drop], old[drop]
             steps = self.cfg.tiers.max_downgrade_steps
-            new = np.maximum(old[~keep] - steps, self._tier_of(g[~keep]))
-            new = np.minimum(new, old[~keep] - 1)
-            active = self.trans_until[drop] > e[~keep]
-            self.trans_tier[drop] = np.where(
-                active, np.maximum(self.trans_tier[drop], old[~keep]), old[~keep]
-            )
-            self.trans_until[drop] = _shift_months(e[~keep], self.cfg.tiers.transition_months)
-            self.tier[drop] = new
-            self._record(drop, e[~keep], "downgrade", old[~keep])
-        self.warn[codes] = False
-        self.below[codes] = 0
-        self.grace_end[codes] = _NONE
+            new = np.minimum(np.maximum(dold - steps, self._tier_of(g[drop])), dold - 1)
+            # A second downgrade inside a transition keeps the higher transition tier.
+            active = s["trans_until"][dpos] > de
+            s["trans_tier"][dpos] = np.where(active, np.maximum(s["trans_tier"][dpos], dold), dold)
+            s["trans_until"][dpos] = _shift_months(de, self.cfg.tiers.transition_months)
+            s["tier"][dpos] = new
+            if record:
+                self._record(s, dpos, codes, de, "downgrade", dold.copy())
+        s["warn"][pos] = False
+        s["below"][pos] = 0
+        s["grace_end"][pos] = _NONE
+
+    def _pending(self, s: dict, codes: np.ndarray, t: Any, record: bool) -> None:
+        """Apply first-order boosts and grace-period ends at or before ``t`` (scalar or per row),
+        in time order per member."""
+        first_t = self.hist.first_t[codes]
+        boost = s["boost_due"] & (first_t <= t)
+        grace = s["warn"] & (s["grace_end"] <= t)
+        early = boost & ~(grace & (s["grace_end"] <= first_t))
+        self._boost(s, np.flatnonzero(early), codes, record)
+        self._resolve_grace(s, np.flatnonzero(grace), codes, record)
+        self._boost(s, np.flatnonzero(boost & ~early), codes, record)
 
     def advance_to(self, t: int) -> None:
-        """Apply first-order boosts and grace-period ends at or before ``t``, in time order."""
-        boost = self.boost_due & (self.hist.first_t <= t)
-        grace = self.warn & (self.grace_end <= t)
-        # Chronological per member: a boost before a grace end is applied first.
-        early = boost & ~(grace & (self.grace_end <= self.hist.first_t))
-        self._boost(np.flatnonzero(early))
-        self._resolve_grace(np.flatnonzero(grace))
-        self._boost(np.flatnonzero(boost & ~early))
+        self._pending(self.s, self.codes, t, record=True)
 
     def check(self, t: int, yearly: bool) -> None:
-        codes = np.arange(self.hist.n)
-        g = self.hist.growth(codes, np.full(self.hist.n, t, np.int64))
+        s = self.s
+        g = self.hist.growth(self.codes, np.full(self.hist.n, t, np.int64))
         target = self._tier_of(g)
-        up = target > self.tier
+        up = target > s["tier"]
         if up.any():
-            old = self.tier[up].copy()
-            self.tier[up] = target[up]
-            self.warn[up] = False
-            self.below[up] = 0
-            self.grace_end[up] = _NONE
-            self._record(np.flatnonzero(up), np.int64(t), "upgrade", old)
-        below_now = g < self.thr[self.tier]
-        self.below = np.where(below_now, self.below + 1, 0)
+            pos = np.flatnonzero(up)
+            old = s["tier"][pos].copy()
+            s["tier"][pos] = target[pos]
+            s["warn"][pos] = False
+            s["below"][pos] = 0
+            s["grace_end"][pos] = _NONE
+            self._record(s, pos, self.codes, np.int64(t), "upgrade", old)
+        below_now = g < self.thr[s["tier"]]
+        s["below"] = np.where(below_now, s["below"] + 1, 0)
         # Back at the threshold inside the grace period: the tier is kept, the warning cleared.
-        cleared = self.warn & ~below_now
-        self.warn[cleared] = False
-        self.grace_end[cleared] = _NONE
-        due = (
-            below_now & ~self.warn & ((self.below >= self.cfg.tiers.warning_after_months) | yearly)
-        )
-        self.warn[due] = True
-        self.grace_end[due] = t + self.cfg.tiers.grace_days * DAY
+        cleared = s["warn"] & ~below_now
+        s["warn"][cleared] = False
+        s["grace_end"][cleared] = _NONE
+        n_warn = self.cfg.tiers.warning_after_months
+        due = below_now & ~s["warn"] & ((s["below"] >= n_warn) | yearly)
+        s["warn"][due] = True
+        s["grace_end"][due] = t + self.cfg.tiers.grace_days * DAY
 
-    def snapshot(self, codes: np.ndarray, t: int) -> dict[str, np.ndarray]:
-        tier = self.tier[codes]
-        in_trans = (self.trans_tier[codes] >= 0) & (self.trans_until[codes] > t)
+    def peek(self, codes: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """State of ``codes`` at times ``t`` (each after the last check), without mutating."""
+        s = {k: v[codes].copy() for k, v in self.s.items()}
+        self._pending(s, codes, t, record=False)
+        in_trans = (s["trans_tier"] >= 0) & (s["trans_until"] > t)
         return {
-            "tier_index": tier.copy(),
-            "benefit_index": np.where(in_trans, np.maximum(tier, self.trans_tier[codes]), tier),
-            "downgrade_warning": self.warn[codes].copy(),
-            "grace_end": np.where(self.warn[codes], self.grace_end[codes], _NONE),
-            "months_below": self.below[codes].copy(),
-            "trans_tier": np.where(in_trans, self.trans_tier[codes], -1),
-            "trans_until": np.where(in_trans, self.trans_until[codes], _NONE),
+            "tier_index": s["tier"],
+            "benefit_index": np.where(in_trans, np.maximum(s["tier"], s["trans_tier"]), s["tier"]),
+            "downgrade_warning": s["warn"],
+            "grace_end": np.where(s["warn"], s["grace_end"], _NONE),
+            "months_below": s["below"],
+            "trans_tier": np.where(in_trans, s["trans_tier"], -1),
+            "trans_until": np.where(in_trans, s["trans_until"], _NONE),
         }
 
 
@@ -377,9 +396,9 @@ def replay(
     ``events`` (member_id, occurred_at, event_type), ``offers`` (member_id, offered_at,
     benefit_id, converted) and ``redemptions`` (member_id, redeemed_at, points).
     ``snapshots``: None → every member at ``as_of`` (default: the latest time in the data); a list
-    of times → every member at each; a DataFrame ``[member_id, as_of]`` → those pairs (keep the
-    number of distinct times modest: each is one vectorised step). Members who joined after a
-    snapshot time get no row for it. Rows are ordered by snapshot time, then members' order.
+    of times → every member at each (rows by time, then members' order); a DataFrame
+    ``[member_id, as_of]`` → those pairs, in that order (any number of distinct times: the cost is
+    one pass over the monthly checks). Members who joined after a snapshot time get no row.
     """
     cfg = config if config is not None else load_policy()
     tables = _tables(data)
@@ -410,27 +429,28 @@ def _run(
 
     starts = [a.min() for a in (hist.o_t, hist.e_t) if len(a)]
     checks, yearly = _check_times(min(starts) if starts else end + 1, end, cfg)
-    snap_times = np.unique(snaps["secs"].to_numpy())
-    steps = sorted({*checks, *snap_times.tolist()})
-    is_check = dict(zip(checks, yearly, strict=True))
-    snaps = snaps.assign(order=np.arange(len(snaps)))
-    by_time = {t: g for t, g in snaps.groupby("secs", sort=False)}
+    snap_secs = snaps["secs"].to_numpy(np.int64)
+    # Each snapshot row is reported right after the last check at or before its time.
+    bucket = np.searchsorted(np.asarray(checks, np.int64), snap_secs, side="right") - 1
+    order = np.argsort(bucket, kind="stable")
+    bounds = np.searchsorted(bucket[order], np.arange(-1, len(checks) + 1))
+    snap_codes = snaps["code"].to_numpy(np.int64)
     parts: list[pd.DataFrame] = []
-    for t in steps:
-        machine.advance_to(t)
-        if t in is_check:
-            machine.check(t, is_check[t])
-        if t in by_time:
-            group = by_time[t]
-            codes = group["code"].to_numpy()
-            state = machine.snapshot(codes, t)
+    for k in range(-1, len(checks)):
+        if k >= 0:
+            machine.advance_to(checks[k])
+            machine.check(checks[k], yearly[k])
+        rows = order[bounds[k + 1] : bounds[k + 2]]
+        if len(rows):
+            state = machine.peek(snap_codes[rows], snap_secs[rows])
             parts.append(
                 pd.DataFrame(
-                    {"code": codes, "secs": t, "order": group["order"].to_numpy(), **state}
+                    {"code": snap_codes[rows], "secs": snap_secs[rows], "order": rows, **state}
                 )
             )
+    machine.advance_to(end)  # records the boosts/downgrades after the last check (tier_history)
     if parts:
-        state = pd.concat(parts, ignore_index=True).sort_values(["secs", "order"], kind="stable")
+        state = pd.concat(parts, ignore_index=True).sort_values(["order"], kind="stable")
     else:
         state = pd.DataFrame(columns=["code", "secs", "order"])
     joined = hist.joined[state["code"].to_numpy(np.int64)]
