@@ -63,6 +63,10 @@ class ChurnTrainResult:
     model_uri: str | None = None
     study_name: str | None = None
     local_path: Path | None = None
+    # The evaluation slice (origin as_of - H, complete labels): features, labels and, when the
+    # backtest ran, every scorer's score per member (model = backtest model, calibrated).
+    eval_frame: pd.DataFrame | None = None
+    eval_scores: pd.DataFrame | None = None
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """One row per scorer on the backtest slice (or the gate slice when no backtest ran)."""
@@ -452,6 +456,11 @@ def train_churn(
             timings=timings,
             study_name=study_name,
         )
+        result.eval_frame = cal_frame
+        if bt_scores:
+            result.eval_scores = pd.DataFrame(
+                {"member_id": cal_frame["member_id"].to_numpy(), "churned": y_cal, **bt_scores}
+            )
         if out_dir is not None:
             result.local_path = model.save(out_dir)
         if track:

@@ -1,0 +1,311 @@
+"""Churn benchmarks: CDNOW (headline, vs recency / RFM / BG/NBD in one run), the simulator
+(AUC vs the true churn probability, reason-code agreement with the planted cause) and speed
+(training on 1M member snapshots, batch scoring of 1M members, reason codes for the top 50k).
+
+    python -m benchmarks churn                 # all parts
+    python -m benchmarks churn --only=cdnow    # cdnow | sim | speed (comma-separated)
+    python -m benchmarks churn --sim-members=200000
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import SHARED_DATA, markdown_table, peak_rss_mb, save, timed
+
+RESULTS_MD = Path(__file__).resolve().parent / "results" / "churn.md"
+
+
+def _arg(argv: list[str], name: str, default: str) -> str:
+    for a in argv:
+        if a.startswith(f"--{name}="):
+            return a.split("=", 1)[1]
+    return default
+
+
+def _metric_rows(
+    metrics: dict[str, dict[str, float]], keys: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    rows = []
+    for name, m in metrics.items():
+        rows.append({"scorer": name, **{k: m.get(k, float("nan")) for k in keys}})
+    return rows
+
+
+KEYS = (
+    "auc",
+    "pr_auc",
+    "log_loss",
+    "brier",
+    "ece",
+    "lift_10",
+    "capture_10",
+    "lift_20",
+    "capture_20",
+)
+
+
+def bench_cdnow(report: list[str], payload: dict[str, Any]) -> None:
+    from loyalty_ml.churn.baselines import BASELINES, PROBABILISTIC, baseline_scores
+    from loyalty_ml.churn.cdnow import CUTOFF, HOLDOUT_END, read_cdnow_master
+    from loyalty_ml.churn.config import load_churn_config
+    from loyalty_ml.churn.job import train_churn
+    from loyalty_ml.churn.labels import build_labels
+    from loyalty_ml.churn.metrics import churn_metrics
+
+    path = SHARED_DATA / "cdnow" / "CDNOW_master.txt"
+    if not path.exists():
+        report.append(f"CDNOW skipped: {path} not found")
+        return
+    full = read_cdnow_master(path)
+    known = full.as_of(CUTOFF)  # the only data the model and the baselines see
+    cfg = load_churn_config().with_overrides(
+        **{"label.horizon_days": 90, "snapshots.spacing_days": 15, "snapshots.n_train": 6}
+    )
+    timings: dict[str, float] = {}
+    with timed("train", timings):
+        result = train_churn(known, CUTOFF, cfg, provider="builtin", track=False)
+    with timed("score", timings):
+        model = result.model
+        feats = model.meta  # noqa: F841 (documented in the artifact)
+        from loyalty_ml.churn.features import rfm_features
+
+        at_cutoff = rfm_features(known, CUTOFF)
+        p = model.predict_proba(at_cutoff)
+    labels = build_labels(full, CUTOFF, 273, data_end=HOLDOUT_END).frame
+    frame = at_cutoff[["member_id"]].assign(model=p).merge(labels, on="member_id")
+    base = baseline_scores(known, CUTOFF, 273)
+    frame = frame.merge(base, on="member_id")
+    y = frame["churned"].to_numpy()
+    holdout = {
+        "model (90-day probability)": churn_metrics(
+            y, frame["model"].to_numpy(), probabilities=False
+        )
+    }
+    for name in BASELINES:
+        holdout[name] = churn_metrics(
+            y, frame[name].to_numpy(), probabilities=name in PROBABILISTIC
+        )
+    strongest = max((holdout[n]["auc"], n) for n in BASELINES)
+    payload["cdnow_holdout"] = holdout
+    payload["cdnow_backtest_90d"] = result.backtest
+    payload["cdnow_timings"] = timings
+    report += [
+        "## CDNOW (full cohort, 23,570 members)",
+        "",
+        "Protocol: features from data up to 1997-09-30 (inclusive); label = no purchase "
+        "1997-10-01…1998-06-30 (273 days). The model is trained only on information available "
+        "by 1997-09-30: a 90-day label at rolling origins 15 days apart "
+        f"({', '.join(o[:10] for o in result.model.meta['train_origins'])}), isotonic "
+        f"calibration on the later origin {result.model.meta['calibration_origin'][:10]} (label "
+        "window ends 1997-09-30), then the members are ranked at 1997-09-30 for the 273-day "
+        "holdout. Features: built-in RFM family + BG/NBD posterior summaries, each fitted point in "
+        "time. Baselines are computed in the same run on the same members (BG/NBD fitted on the "
+        "calibration period, horizon 273 days).",
+        "",
+        f"Churn rate in the holdout {y.mean():.3f}; training rows {result.n_rows['train']}; "
+        f"train {timings['train']:.1f} s, score {timings['score']:.1f} s (2 cores shared with other "
+        "jobs, load ~10).",
+        "",
+        "### 273-day holdout (ranking; the model's probability is for 90 days, so ECE is not "
+        "judged here)",
+        "",
+        markdown_table(_metric_rows(holdout, KEYS)),
+        "",
+        f"Strongest baseline: {strongest[1]} (AUC {strongest[0]:.4f}); model − strongest = "
+        f"{holdout['model (90-day probability)']['auc'] - strongest[0]:+.4f}.",
+        "",
+        "### Calibration where the label matches the trained horizon: 90-day label at the earlier "
+        "cutoff 1997-07-02 (backtest: model trained and calibrated on data up to 1997-07-02 only)",
+        "",
+        markdown_table(_metric_rows(result.backtest, KEYS)),
+        "",
+    ]
+
+
+def bench_sim(report: list[str], payload: dict[str, Any], members: int) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from loyalty_ml.churn.config import load_churn_config
+    from loyalty_ml.churn.job import train_churn
+    from loyalty_ml.simulate.api import simulate
+    from loyalty_ml.simulate.config import load_config
+
+    timings: dict[str, float] = {}
+    with timed("simulate", timings):
+        dataset, truth = simulate(load_config().model_copy(update={"members": members}))
+    tr = truth.churn
+    as_of = tr["as_of"].max()  # the simulator's last snapshot: data end
+    cfg = load_churn_config().with_overrides(
+        **{"label.horizon_days": 90, "snapshots.spacing_days": 30}
+    )
+    with timed("train", timings):
+        result = train_churn(dataset, as_of, cfg, provider="auto", track=False)
+    ev = result.eval_scores
+    origin = pd.Timestamp(result.model.meta["calibration_origin"])
+    t90 = tr[(tr["as_of"] == origin) & (tr["horizon_days"] == 90)][
+        ["member_id", "p_churn", "cause"]
+    ]
+    ev = ev.merge(t90.astype({"member_id": "string"}), on="member_id", how="inner")
+    y = ev["churned"].to_numpy()
+    auc_truth = float(roc_auc_score(y, ev["p_churn"]))
+    auc_model = float(roc_auc_score(y, ev["model"]))
+    payload_sim: dict[str, Any] = {
+        "members": members,
+        "eval_origin": str(origin),
+        "n_eval": len(ev),
+        "auc_true_probability": auc_truth,
+        "auc_model_backtest": auc_model,
+        "ratio": auc_model / auc_truth,
+        "backtest": result.backtest,
+        "timings": timings,
+        "provider": result.provider,
+    }
+    # Reason agreement: the final model's grouped SHAP on the evaluation slice vs planted cause.
+    frame = result.eval_frame
+    causes = t90.set_index("member_id")["cause"]
+    known = frame[frame["member_id"].map(causes).notna()].reset_index(drop=True)
+    with timed("reasons", timings):
+        reasons = result.model.reasons(known, top_k=3)
+    cause = known["member_id"].map(causes).to_numpy()
+    p = result.model.predict_proba(known)
+    top1 = np.array([r[0]["code"] if r else "" for r in reasons])
+    in3 = np.array([c in {x["code"] for x in r} for c, r in zip(cause, reasons, strict=True)])
+    at_risk = p >= 0.5
+    agree = {
+        "members_with_cause": len(known),
+        "top1_agreement": float(np.mean(top1 == cause)),
+        "top3_agreement": float(np.mean(in3)),
+        "at_risk_members": int(at_risk.sum()),
+        "top1_agreement_at_risk": float(np.mean((top1 == cause)[at_risk]))
+        if at_risk.any()
+        else float("nan"),
+        "top3_agreement_at_risk": float(np.mean(in3[at_risk])) if at_risk.any() else float("nan"),
+        "chance_top1": float(1 / 8),
+    }
+    per_cause = (
+        pd.DataFrame({"cause": cause, "top1": top1 == cause, "top3": in3})
+        .groupby("cause")
+        .agg(n=("top1", "size"), top1=("top1", "mean"), top3=("top3", "mean"))
+        .reset_index()
+    )
+    payload_sim["reason_agreement"] = agree
+    payload[f"sim_{members}"] = payload_sim
+    report += [
+        f"## Simulator ({members:,} members, `simulate()` defaults)",
+        "",
+        f"Evaluation slice: origin {origin:%Y-%m-%d}, 90-day no-purchase label, {len(ev):,} members; "
+        f"model = backtest model (trained/calibrated on data up to the origin only), features "
+        f"provider `{result.provider}`. Simulate {timings['simulate']:.0f} s, train job "
+        f"{timings['train']:.0f} s (shared 2 cores).",
+        "",
+        f"AUC of the true churn probability (truth/churn p_churn): **{auc_truth:.4f}**; model "
+        f"**{auc_model:.4f}** = **{auc_model / auc_truth:.3f} ×** truth (bar ≥ 0.98).",
+        "",
+        markdown_table(_metric_rows(result.backtest, KEYS)),
+        "",
+        "Reason codes vs the planted cause (members whose cause is known): "
+        f"top-1 {agree['top1_agreement']:.3f}, top-3 {agree['top3_agreement']:.3f} "
+        f"(chance top-1 0.125); among members with p ≥ 0.5: top-1 "
+        f"{agree['top1_agreement_at_risk']:.3f}, top-3 {agree['top3_agreement_at_risk']:.3f} "
+        f"(n = {agree['at_risk_members']:,}).",
+        "",
+        markdown_table(per_cause.to_dict("records")),
+        "",
+    ]
+
+
+def bench_speed(report: list[str], payload: dict[str, Any], n_rows: int) -> None:
+    from loyalty_ml.churn.config import load_churn_config
+    from loyalty_ml.churn.job import train_churn
+    from loyalty_ml.churn.model import prepare_matrix, train_booster
+    from loyalty_ml.simulate.api import simulate
+    from loyalty_ml.simulate.config import load_config
+
+    dataset, truth = simulate(load_config().model_copy(update={"members": 20_000}))
+    as_of = truth.churn["as_of"].max()
+    cfg = load_churn_config().with_overrides(**{"label.horizon_days": 90})
+    result = train_churn(dataset, as_of, cfg, provider="auto", track=False, backtest=False)
+    base = result.eval_frame
+    reps = int(np.ceil(n_rows / len(base)))
+    rng = np.random.default_rng(0)
+    big = pd.concat([base] * reps, ignore_index=True).iloc[:n_rows]
+    feats = result.model.feature_names
+    X = prepare_matrix(big, feats)
+    X = X * rng.normal(1.0, 0.02, X.shape)  # not exact copies
+    X["member_id_dummy"] = 0.0
+    X = X.drop(columns="member_id_dummy")
+    y = big["churned"].to_numpy()
+    t: dict[str, float] = {}
+    params = {"objective": "binary", **cfg.lightgbm}
+    params.pop("early_stopping_rounds", None)
+    with timed("train_1m", t):
+        train_booster(X, y, params)
+    scoring = big.copy()
+    scoring[feats] = X.to_numpy()
+    scoring["member_id"] = np.arange(len(scoring)).astype(str)
+    with timed("score_1m", t):
+        scored = result.model.score_frame(scoring)
+    top = scored.nlargest(50_000, "value_at_risk").index
+    with timed("reasons_50k", t):
+        result.model.reasons(scoring.loc[top])
+    rss = peak_rss_mb()
+    payload["speed"] = {**t, "rows": n_rows, "features": len(feats), "peak_rss_mb": rss}
+    report += [
+        "## Speed (2 shared cores; other engineers' jobs running, load 8–12)",
+        "",
+        f"{n_rows:,} member snapshots × {len(feats)} features (simulator features replicated with "
+        "2% noise), LightGBM defaults of churn.yaml (300 rounds, 2 threads):",
+        "",
+        markdown_table(
+            [
+                {
+                    "step": "train, no tuning, 1M snapshots",
+                    "seconds": t["train_1m"],
+                    "bar": "≤ 60 s",
+                },
+                {
+                    "step": "batch score 1M (probability, band, value, segment)",
+                    "seconds": t["score_1m"],
+                    "bar": "≤ 60 s",
+                },
+                {
+                    "step": "reason codes, top 50k at risk",
+                    "seconds": t["reasons_50k"],
+                    "bar": "≤ 60 s",
+                },
+            ]
+        ),
+        "",
+        f"Peak RSS of the benchmark process: {rss:,.0f} MB (bar ≤ 4 GB for scoring).",
+        "",
+    ]
+
+
+def main(argv: list[str]) -> None:
+    only = set(_arg(argv, "only", "cdnow,sim,speed").split(","))
+    sim_members = [int(x) for x in _arg(argv, "sim-members", "20000").split(",")]
+    report = [
+        "# Churn benchmarks",
+        "",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+    ]
+    payload: dict[str, Any] = {}
+    if "cdnow" in only:
+        bench_cdnow(report, payload)
+    if "sim" in only:
+        for n in sim_members:
+            bench_sim(report, payload, n)
+    if "speed" in only:
+        bench_speed(report, payload, int(_arg(argv, "speed-rows", "1000000")))
+    text = "\n".join(report)
+    print(text)
+    RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_MD.write_text(text + "\n")
+    save("churn", payload)
