@@ -22,6 +22,7 @@ from loyalty_ml.campaigns.contact_log import (
     CampaignConflict,
     CampaignNotFound,
     CampaignResult,
+    CampaignStatus,
     ContactView,
     body_hash,
     canonical_body,
@@ -255,7 +256,7 @@ class SqlContactLog(ABC):
             raise CampaignNotFound(f"no campaign {campaign_id!r}")
         return existing
 
-    def _set_status(self, campaign_id: str, status: str) -> CampaignResult:
+    def _set_status(self, campaign_id: str, status: CampaignStatus) -> CampaignResult:
         with self._transaction(write_lock=True) as cur:
             existing = self._load(cur, campaign_id)
             if existing is None:
@@ -279,7 +280,7 @@ class SqlContactLog(ABC):
                 self._exec(cur, "DELETE FROM offers WHERE campaign_id = ?", (campaign_id,))
         return CampaignResult(
             existing.campaign_id, existing.body_hash, status, existing.created_at, existing.payload
-        )  # type: ignore[arg-type]
+        )
 
     def cancel(self, campaign_id: str) -> CampaignResult:
         """Cancel a campaign that was not sent; its contacts stop counting towards caps."""
@@ -322,8 +323,8 @@ class SqlContactLog(ABC):
             for row in outcomes.itertuples(index=False):
                 ident = str(getattr(row, key))
                 oid = ident if key == "offer_id" else offer_id(campaign_id, ident)
-                converted = getattr(row, "converted", None)
-                revenue = getattr(row, "revenue", None)
+                converted: Any = getattr(row, "converted", None)
+                revenue: Any = getattr(row, "revenue", None)
                 cur_ = self._exec(
                     cur,
                     "UPDATE offers SET converted = ?, revenue = ? WHERE offer_id = ?"

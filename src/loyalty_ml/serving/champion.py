@@ -156,7 +156,7 @@ class ChampionBackend:
             member_id=request.member_id,
             context=request.context,
             items=[RecommendedItem.model_validate(i) for i in items],
-            fallback=fallback,
+            fallback=fallback,  # type: ignore[arg-type]  # adapters map onto the contract's
             model_version=recs.version,
         )
 

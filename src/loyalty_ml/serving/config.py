@@ -34,26 +34,30 @@ class Timeouts(_Strict):
     at_risk: int = Field(120_000, ge=1)
 
 
+def _default_key_scopes() -> dict[str, list[Scope]]:
+    return {
+        "storefront": ["storefront"],
+        "campaigns": ["campaigns"],
+        "admin": ["admin", "campaigns", "storefront"],
+    }
+
+
+def _default_routes() -> dict[str, Scope]:
+    return {
+        "/recommend": "storefront",
+        "/churn_score": "campaigns",
+        "/benefits": "campaigns",
+        "/campaigns": "campaigns",
+        "/admin": "admin",
+    }
+
+
 class AuthConfig(_Strict):
     header: str = "x-api-key"
     keys_env: str = "LOYALTY_API_KEYS"
     keys_file: Path | None = None
-    key_scopes: dict[str, list[Scope]] = Field(
-        default_factory=lambda: {
-            "storefront": ["storefront"],
-            "campaigns": ["campaigns"],
-            "admin": ["admin", "campaigns", "storefront"],
-        }
-    )
-    routes: dict[str, Scope] = Field(
-        default_factory=lambda: {
-            "/recommend": "storefront",
-            "/churn_score": "campaigns",
-            "/benefits": "campaigns",
-            "/campaigns": "campaigns",
-            "/admin": "admin",
-        }
-    )
+    key_scopes: dict[str, list[Scope]] = Field(default_factory=_default_key_scopes)
+    routes: dict[str, Scope] = Field(default_factory=_default_routes)
     public: list[str] = Field(
         default_factory=lambda: [
             "/healthz",
@@ -92,12 +96,12 @@ class RuntimeConfig(_Strict):
 
 
 class ServingConfig(_Strict):
-    http: HttpLimits = HttpLimits()
-    timeouts_ms: Timeouts = Timeouts()
-    auth: AuthConfig = AuthConfig()
-    fallback: FallbackConfig = FallbackConfig()
-    campaigns: CampaignConfig = CampaignConfig()
-    runtime: RuntimeConfig = RuntimeConfig()
+    http: HttpLimits = Field(default_factory=HttpLimits)
+    timeouts_ms: Timeouts = Field(default_factory=Timeouts)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    fallback: FallbackConfig = Field(default_factory=FallbackConfig)
+    campaigns: CampaignConfig = Field(default_factory=CampaignConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
 
 def read_serving_config(path: Path) -> ServingConfig:

@@ -14,7 +14,7 @@ import hmac
 import json
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,7 @@ class KeyRing:
 
     @classmethod
     def from_mapping(
-        cls, keys: dict[str, str | list[str]], key_scopes: dict[str, list[str]]
+        cls, keys: Mapping[str, str | list[str]], key_scopes: Mapping[str, Sequence[str]]
     ) -> KeyRing:
         table: dict[bytes, frozenset[str]] = {}
         for name, value in keys.items():
