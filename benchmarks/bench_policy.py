@@ -163,6 +163,19 @@ def main(argv: list[str]) -> None:
         replay(data, cfg, snapshots=quarters)
     print(f"replay x4: {t['replay_4_quarterly_snapshots']:.1f} s", flush=True)
     tiers = state["tier"].value_counts().to_dict()
+    # Features-style queries: every member at its own instant (1M distinct times).
+    own = pd.DataFrame(
+        {
+            "member_id": data["members"]["member_id"],
+            "as_of": AS_OF
+            - pd.to_timedelta(
+                np.random.default_rng(5).integers(0, 180 * 86400, n_members), unit="s"
+            ),
+        }
+    )
+    with timed("replay_own_time_per_member", t):
+        replay(data, cfg, snapshots=own)
+    print(f"replay per-member times: {t['replay_own_time_per_member']:.1f} s", flush=True)
 
     with timed("eligible_matrix_12_benefits", t):
         eligible_matrix(state, None, AS_OF, cfg)
