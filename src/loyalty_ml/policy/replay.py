@@ -174,7 +174,8 @@ class _History:
         self.first_t = np.full(self.n, _NONE, dtype=np.int64)
         self.first_amt = np.zeros(self.n)
         if len(self.o_code):
-            order = np.lexsort((self.o_t, self.o_code))
+            # Ties at the same second: the larger order counts, whatever the row order.
+            order = np.lexsort((-self.o_amt, self.o_t, self.o_code))
             codes_sorted = self.o_code[order]
             head = order[np.r_[True, codes_sorted[1:] != codes_sorted[:-1]]]
             self.first_t[self.o_code[head]] = self.o_t[head]
