@@ -222,3 +222,25 @@ def test_config_requires_control(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="control"):
         load_ab_config(path)
     assert load_ab_config().alpha == 0.05
+
+
+def test_cli_assign_analyze_sample_size(loyalty_home: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from loyalty_ml.cli.main import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["ab", "assign", "e1", "m1", "m2", "--splits", "control=1,t=1"])
+    assert res.exit_code == 0, res.output
+    assert f"m1\t{assign_variant('e1', 'm1', {'control': 1, 't': 1})}" in res.output
+    e, o = simulate_experiment(4000, kind="mean", baseline=50.0, effect=3.0, seed=3)
+    e.to_csv(tmp_path / "exp.csv", index=False)
+    o.to_csv(tmp_path / "out.csv", index=False)
+    args = ["ab", "analyze", "--exposures", str(tmp_path / "exp.csv")]
+    args += ["--outcomes", str(tmp_path / "out.csv"), "--metric", "spend", "--kind", "mean"]
+    res = runner.invoke(app, [*args, "--cuped", "pre_spend", "--out", str(tmp_path / "t.csv")])
+    assert res.exit_code == 0, res.output
+    assert "SRM check" in res.output and "treatment" in res.output
+    assert pd.read_csv(tmp_path / "t.csv")["cuped"].all()
+    res = runner.invoke(app, ["ab", "sample-size", "--baseline", "0.1", "--mde", "0.02"])
+    assert res.exit_code == 0 and "control 38" in res.output
