@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
 from loyalty_ml.serving.app import create_app
@@ -26,20 +25,22 @@ APP = create_app(
     config=CONFIG,
     keyring=KeyRing.from_mapping(KEYS, CONFIG.auth.key_scopes),  # type: ignore[arg-type]
 )
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+# Loaded from the app object, not ``from_asgi``: that would start the app's lifespan at import,
+# before LOYALTY_HOME points at a temporary folder. Schemathesis starts it on the first call.
+schema = schemathesis.openapi.from_dict(APP.openapi())
+schema.app = APP
 
 
 @pytest.fixture(scope="module", autouse=True)
 def started_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Run the app's lifespan once (backend started, contact log under a temp LOYALTY_HOME)."""
+    """A temporary LOYALTY_HOME for the lifespan schemathesis starts (contact log, fallback file)."""
     from loyalty_ml.settings import reset_settings_cache
 
     home: Path = tmp_path_factory.mktemp("st-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LOYALTY_HOME", str(home))
         reset_settings_cache()
-        with TestClient(APP):
-            yield
+        yield
     reset_settings_cache()
 
 
