@@ -120,10 +120,52 @@ def bench_cdnow(report: list[str], payload: dict[str, Any]) -> None:
         f"Strongest baseline: {strongest[1]} (AUC {strongest[0]:.4f}); model − strongest = "
         f"{holdout['model (90-day probability)']['auc'] - strongest[0]:+.4f}.",
         "",
+        *_value_check(full, known),
         "### Calibration where the label matches the trained horizon: 90-day label at the earlier "
         "cutoff 1997-07-02 (backtest: model trained and calibrated on data up to 1997-07-02 only)",
         "",
         markdown_table(_metric_rows(result.backtest, KEYS)),
+        "",
+    ]
+
+
+def _value_check(full: Any, known: Any) -> list[str]:
+    """Value model choice, measured: BG/NBD x Gamma-Gamma vs the naive past spend rate, against
+    the actual holdout spend (273 days) of every member."""
+    from scipy.stats import spearmanr
+
+    from loyalty_ml.churn import bgnbd
+    from loyalty_ml.churn.cdnow import CUTOFF, HOLDOUT_END
+    from loyalty_ml.churn.features import _days, bgnbd_inputs, order_summary
+
+    s = order_summary(known, CUTOFF)
+    x, t_x, T = bgnbd_inputs(s, CUTOFF)
+    params = bgnbd.fit_bgnbd(x, t_x, T)
+    n_days = s["n_days"].to_numpy(float)
+    avg = s["spend"].to_numpy(float) / np.maximum(s["n_orders"].to_numpy(float), 1)
+    gg = bgnbd.fit_gamma_gamma(n_days, avg)
+    model = bgnbd.expected_transactions(
+        params, 39.0, x, t_x, T
+    ) * bgnbd.expected_spend_per_transaction(gg, n_days, avg)
+    span = np.maximum(_days(CUTOFF - s["first_order"]) + 1, 1)
+    naive = s["spend"].to_numpy(float) / span * 273
+    o = full.orders
+    hold = o[(o["ordered_at"] > CUTOFF) & (o["ordered_at"] <= HOLDOUT_END)]
+    actual = s["member_id"].map(hold.groupby("member_id")["amount"].sum()).fillna(0).to_numpy()
+    rows = []
+    for name, pred in (("BG/NBD x Gamma-Gamma", model), ("naive past spend rate", naive)):
+        rows.append(
+            {
+                "value model": name,
+                "spearman": float(spearmanr(pred, actual).statistic),
+                "mae": float(np.mean(np.abs(pred - actual))),
+                "total_pred/actual": float(pred.sum() / actual.sum()),
+            }
+        )
+    return [
+        "### Value model (273-day holdout spend per member, all members)",
+        "",
+        markdown_table(rows),
         "",
     ]
 

@@ -198,6 +198,15 @@ def pipeline_provider(dataset: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
     return frame.merge(bgnbd_features(dataset, as_of), on="member_id", how="left")
 
 
+def feast_provider(dataset: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Feast ``churn_v1`` through ``get_historical_features`` (feature repo under LOYALTY_HOME)."""
+    training = importlib.import_module("loyalty_ml.features.training")
+    frame, _unavailable = training.training_set(dataset, "churn_v1", as_of=to_utc(as_of))
+    frame = frame.copy()
+    frame["member_id"] = frame["member_id"].astype("string")
+    return frame.merge(bgnbd_features(dataset, as_of), on="member_id", how="left")
+
+
 def _pipeline_available() -> bool:
     try:
         module = importlib.import_module("loyalty_ml.features.pipeline")
@@ -213,7 +222,9 @@ def resolve_provider(name: str = "auto") -> tuple[str, FeatureProvider]:
         return name, builtin_provider
     if name == "pipeline":
         return name, pipeline_provider
-    raise ConfigError(f"unknown feature provider {name!r} (auto | builtin | pipeline)")
+    if name == "feast":
+        return name, feast_provider
+    raise ConfigError(f"unknown feature provider {name!r} (auto | builtin | pipeline | feast)")
 
 
 def features_at_origins(
