@@ -8,17 +8,16 @@ import pandas as pd
 from loyalty_ml.contract.io import Dataset, coerce_table
 from loyalty_ml.contract.schema import MEMBERS, OFFERS, ORDERS
 
-ARMS = ["none", "coupon", "shipping"]
-# Conversion rate by (segment, arm): coupon works for "a", shipping for "b", nothing for "c".
-RATES = {
-    "a": {"none": 0.10, "coupon": 0.45, "shipping": 0.12},
-    "b": {"none": 0.10, "coupon": 0.11, "shipping": 0.40},
-    "c": {"none": 0.20, "coupon": 0.18, "shipping": 0.19},
-}
-BEST = {"a": "coupon", "b": "shipping", "c": "none"}
+ARMS = ("none", "coupon", "shipping")
+# Conversion rate by segment and arm position: arm 1 works for "a", arm 2 for "b", none for "c".
+RATES = {"a": (0.10, 0.45, 0.12), "b": (0.10, 0.11, 0.50), "c": (0.20, 0.18, 0.19)}
+BEST = {"a": 1, "b": 2, "c": 0}  # index of the right arm per segment
+REVENUE_PER_CONVERSION = 400.0
 
 
-def planted_log(n: int = 9000, seed: int = 0, nonuniform: bool = True) -> pd.DataFrame:
+def planted_log(
+    n: int = 9000, seed: int = 0, nonuniform: bool = True, arms: tuple[str, ...] = ARMS
+) -> pd.DataFrame:
     """One offer per member; the logging policy is non-uniform and depends on the segment."""
     rng = np.random.default_rng(seed)
     seg = rng.choice(["a", "b", "c"], size=n)
@@ -30,8 +29,8 @@ def planted_log(n: int = 9000, seed: int = 0, nonuniform: bool = True) -> pd.Dat
     p = np.array([probs[s] for s in seg])
     u = rng.random(n)[:, None]
     arm_idx = (u > p.cumsum(axis=1)).sum(axis=1)
-    arm = np.array(ARMS, dtype=object)[arm_idx]
-    rate = np.array([RATES[s][a] for s, a in zip(seg, arm, strict=True)])
+    arm = np.array(arms, dtype=object)[arm_idx]
+    rate = np.array([RATES[s][a] for s, a in zip(seg, arm_idx, strict=True)])
     conv = (rng.random(n) < rate).astype(int)
     return pd.DataFrame(
         {
@@ -41,13 +40,15 @@ def planted_log(n: int = 9000, seed: int = 0, nonuniform: bool = True) -> pd.Dat
             "benefit_id": arm,
             "propensity": p[np.arange(n), arm_idx],
             "converted": conv,
-            "revenue": conv * 100.0,
+            "revenue": conv * REVENUE_PER_CONVERSION,
         }
     )
 
 
-def planted_dataset(n: int = 9000, seed: int = 0, nonuniform: bool = True) -> Dataset:
-    frame = planted_log(n, seed, nonuniform)
+def planted_dataset(
+    n: int = 9000, seed: int = 0, nonuniform: bool = True, arms: tuple[str, ...] = ARMS
+) -> Dataset:
+    frame = planted_log(n, seed, nonuniform, arms)
     t0 = pd.Timestamp("2024-01-01", tz="UTC")
     members = pd.DataFrame(
         {

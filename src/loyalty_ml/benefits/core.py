@@ -165,17 +165,19 @@ def q_matrix(t_model: Model, X: pd.DataFrame, data: Prepared) -> NDArray[np.floa
     return mu * data.scale() - data.unit_costs[None, :]
 
 
-def arm_effects(data: Prepared) -> NDArray[np.float64]:
-    """Per-arm average effect in objective units, by self-normalised IPS (Hajek) means."""
-    y = data.outcome(data.primary) * data.scale()
-    w = 1.0 / data.propensity
-    means = np.array(
-        [
-            (w[data.arm == j] * y[data.arm == j]).sum() / w[data.arm == j].sum()
-            for j in range(len(data.arms))
-        ]
-    )
+def hajek_effects(
+    y: NDArray[np.float64], arm: NDArray[np.int64], propensity: NDArray[np.float64], n_arms: int
+) -> NDArray[np.float64]:
+    """Per-arm mean outcome minus control's, each a self-normalised IPS (Hajek) mean."""
+    w = 1.0 / propensity
+    means = np.array([(w[arm == j] * y[arm == j]).sum() / w[arm == j].sum() for j in range(n_arms)])
     return means - means[0]
+
+
+def arm_effects(data: Prepared) -> NDArray[np.float64]:
+    """Per-arm average effect in objective units."""
+    y = data.outcome(data.primary) * data.scale()
+    return hajek_effects(y, data.arm, data.propensity, len(data.arms))
 
 
 def default_arm(centers: NDArray[np.float64], unit_costs: NDArray[np.float64]) -> int:
@@ -454,7 +456,15 @@ def fit_benefit_model(
         conversion_value=data.conversion_value,
         exploration=config.exploration,
         learner=chosen,
-        metadata={"params": _params_for(chosen, best_params, config)},
+        metadata={
+            "params": _params_for(chosen, best_params, config),
+            "outcome_centers": {
+                o: hajek_effects(
+                    fit_on.outcome(o), fit_on.arm, fit_on.propensity, len(data.arms)
+                ).tolist()
+                for o in outcomes
+            },
+        },
     )
     ev = evaluation.set_index("policy")
     metrics = {

@@ -25,6 +25,7 @@ from loyalty_ml.errors import LoyaltyError, MissingDataError
 # ``benefits_v1`` can be plugged in with the same signature.
 FeatureProvider = Callable[[Dataset, pd.DataFrame], pd.DataFrame]
 ENTITY_COLUMNS = ("member_id", "event_timestamp")
+BEFORE_OFFER = pd.Timedelta(microseconds=1)
 
 
 def pipeline_features(dataset: Dataset, entities: pd.DataFrame) -> pd.DataFrame:
@@ -191,9 +192,17 @@ def infer_schema(features: pd.DataFrame, exclude: Sequence[str] = ENTITY_COLUMNS
 def offer_features(
     dataset: Dataset, log: OfferLog, provider: FeatureProvider | None = None
 ) -> pd.DataFrame:
-    """Member features as of each offer's ``offered_at`` (point in time, same row order)."""
+    """Member features as known just before each offer (``offered_at`` - 1 µs; same row order).
+
+    Strictly before, not at: feature windows are inclusive of their instant, and loyalty
+    features such as benefits used this month would otherwise count the offer being explained
+    (and, through conversions, its outcome).
+    """
     entities = pd.DataFrame(
-        {"member_id": log.frame["member_id"], "event_timestamp": log.frame["offered_at"]}
+        {
+            "member_id": log.frame["member_id"],
+            "event_timestamp": log.frame["offered_at"] - BEFORE_OFFER,
+        }
     )
     feats = (provider or pipeline_features)(dataset, entities)
     if len(feats) != len(entities):

@@ -100,6 +100,37 @@ class BenefitMatcher:
         return obj
 
     # ------------------------------------------------------------------ prediction
+    def with_objective(
+        self,
+        objective: Objective,
+        margin_rate: float | None = None,
+        conversion_value: float | None = None,
+    ) -> BenefitMatcher:
+        """The same models deciding for another objective (centers and default arm recomputed)."""
+        import copy
+
+        if objective == self.objective and margin_rate is None and conversion_value is None:
+            return self
+        if objective != "conversion" and "revenue" not in self.models:
+            raise MissingDataError(f"objective {objective}: the model has no revenue effects")
+        mr = margin_rate if margin_rate is not None else self.margin_rate
+        if objective == "margin" and mr is None:
+            raise MissingDataError("objective margin needs a margin rate (config margin_rate)")
+        cv = conversion_value if conversion_value is not None else self.conversion_value
+        out = copy.copy(self)
+        out.objective, out.margin_rate, out.conversion_value = objective, mr, cv
+        raw = self.metadata.get("outcome_centers", {})
+        key = "conversion" if objective == "conversion" else "revenue"
+        scale = (mr or 0.0) if objective == "margin" else 1.0
+        centers = np.asarray(raw.get(key, [0.0] * len(self.arms)), dtype=float) * scale
+        out.centers = centers.tolist()
+        net = centers - out._unit_costs()
+        net[0] = 0.0
+        out.decision = DecisionParams(
+            self.decision.shrinkage, self.decision.switch_margin, int(np.argmax(net))
+        )
+        return out
+
     @property
     def benefit_ids(self) -> list[str]:
         return list(self.arms)
