@@ -94,3 +94,50 @@ def test_reload_swaps_atomically(loyalty_home: Path, monkeypatch: pytest.MonkeyP
 
     asyncio.run(scenario())
     assert champion.ChampionBackend is ChampionBackend
+
+
+class _Online:
+    def __init__(self) -> None:
+        self.down = False
+
+    def get(self, member_ids):  # type: ignore[no-untyped-def]
+        if self.down:
+            raise ConnectionError("redis down")
+        import pandas as pd
+
+        return pd.DataFrame({"member_id": member_ids, "tier": "gold"}).set_index(
+            "member_id", drop=False
+        )
+
+    def ping(self) -> None:
+        if self.down:
+            raise ConnectionError("redis down")
+
+
+def test_online_store_down_degrades_and_recovers(
+    loyalty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    online = _Online()
+
+    def fake_load(self: ChampionBackend, generation: int) -> _State:
+        return _State(generation, recs=Loaded(_Recs("g"), "recs/1"), online=online)
+
+    monkeypatch.setattr(ChampionBackend, "_load", fake_load)
+    backend = ChampionBackend(ServingConfig())
+
+    async def scenario() -> None:
+        await backend.start()
+        request = RecommendRequest(member_id="m1", n=2)
+        assert (await backend.recommend(request)).fallback is None
+        online.down = True
+        answer = await backend.recommend(request)
+        assert answer.fallback == "degraded" and len(answer.items) == 2
+        ready = await backend.readiness()
+        assert not ready.components["online_store"].ready
+        assert "redis down" in ready.components["online_store"].message
+        online.down = False  # recovery needs nothing but the store coming back
+        assert (await backend.recommend(request)).fallback is None
+        assert (await backend.readiness()).components["online_store"].ready
+        await backend.stop()
+
+    asyncio.run(scenario())

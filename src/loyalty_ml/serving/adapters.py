@@ -150,13 +150,18 @@ def recommend(
     cart: list[str] | None,
     product_id: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """``(items, fallback)``; items carry product_id, score, reason, points_to_earn."""
+    """``(items, fallback)``; items carry product_id, score, reason, points_to_earn.
+
+    With the online store down the recommender still answers from its own state, without the
+    member's tier (points may be the base tier's): the answer is marked ``degraded``.
+    """
     tier = None
+    degraded = online is None
     if online is not None:
         try:
             features = member_features(online, [member_id])
-        except Exception:  # the recommender still answers without the tier
-            features = pd.DataFrame()
+        except Exception:
+            features, degraded = pd.DataFrame(), True
         if member_id in features.index and "tier" in features.columns:
             tier = features.loc[member_id, "tier"]
     result = recommender.recommend(
@@ -169,7 +174,8 @@ def recommend(
         now=datetime.now(UTC),
     )
     items, fallback = result if isinstance(result, tuple) else (result, None)
-    return [dict(i) for i in items], CONTRACT_FALLBACKS.get(fallback, "cold_start")
+    contract_fallback = "degraded" if degraded else CONTRACT_FALLBACKS.get(fallback, "cold_start")
+    return [dict(i) for i in items], contract_fallback
 
 
 def popular(recommender: Any, n: int) -> list[dict[str, Any]]:

@@ -217,6 +217,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorResponse, "description": "the key lacks this endpoint's scope"},
     413: {"description": "request body too large"},
     422: {"model": ErrorResponse, "description": "invalid request (field-level messages)"},
+    503: {"model": ErrorResponse, "description": "a model or store is not ready, or a timeout"},
 }
 
 

@@ -92,7 +92,6 @@ class CampaignConfig(_Strict):
 
 class RuntimeConfig(_Strict):
     gc_freeze: bool = True
-    reload_poll_s: float = Field(0, ge=0)
 
 
 class ServingConfig(_Strict):
