@@ -266,6 +266,9 @@ def create_app(
         summary="Churn risk, benefits and recommendations with the loyalty rules applied.",
         lifespan=lifespan,
         max_body_size=limits.max_body_bytes,
+        # FastAPI's native OpenTelemetry: off. Inside BentoML a global tracer provider exists and
+        # per-request spans are the allocation churn the field notes tie to GC stalls.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.add_middleware(Guard, auth=cfg.auth, state=state)
     app.state.serving = state
