@@ -199,6 +199,76 @@ async def _load(port: int, raw: bytes, concurrency: int, seconds: float) -> dict
     }
 
 
+def inprocess_cost(n: int = 3000) -> list[dict[str, Any]]:
+    """CPU per request through the ASGI app itself (no network, no client): the app's share."""
+    from loyalty_ml.serving.app import create_app
+    from loyalty_ml.serving.config import ServingConfig
+    from loyalty_ml.serving.keys import KeyRing
+
+    cfg = ServingConfig()
+    keyring = KeyRing.from_mapping({"storefront": KEY, "campaigns": CP_KEY}, cfg.auth.key_scopes)
+    app = create_app(backend=make_backend(cfg), config=cfg, keyring=keyring)
+
+    async def run() -> list[dict[str, Any]]:
+        rows = []
+        async with app.router.lifespan_context(app):
+            for case, (path, body, key) in CASES.items():
+                raw = json.dumps(body).encode()
+                scope = {
+                    "type": "http",
+                    "asgi": {"version": "3.0"},
+                    "http_version": "1.1",
+                    "method": "POST",
+                    "scheme": "http",
+                    "path": path,
+                    "raw_path": path.encode(),
+                    "query_string": b"",
+                    "root_path": "",
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(raw)).encode()),
+                        (b"x-api-key", key.encode()),
+                    ],
+                    "client": ("127.0.0.1", 1),
+                    "server": ("127.0.0.1", 80),
+                }
+
+                async def one(scope: dict[str, Any] = scope, raw: bytes = raw) -> None:
+                    sent = False
+
+                    async def receive() -> dict[str, Any]:
+                        nonlocal sent
+                        if sent:
+                            return {"type": "http.disconnect"}
+                        sent = True
+                        return {"type": "http.request", "body": raw, "more_body": False}
+
+                    async def send(message: dict[str, Any]) -> None:
+                        return None
+
+                    await app(dict(scope), receive, send)
+
+                for _ in range(200):
+                    await one()
+                started, cpu = time.perf_counter(), time.process_time()
+                for _ in range(n):
+                    await one()
+                per = (time.perf_counter() - started) / n
+                cpu_per = (time.process_time() - cpu) / n
+                rows.append(
+                    {
+                        "endpoint": case,
+                        "wall_us_per_request": per * 1e6,
+                        # CPU time is what contention inflates least: the app's own cost
+                        "cpu_us_per_request": cpu_per * 1e6,
+                        "rps_per_core_ceiling": 1 / cpu_per,
+                    }
+                )
+        return rows
+
+    return asyncio.run(run())
+
+
 CASES = {
     "recommend": ("/recommend", {"member_id": "m1", "n": 10}, KEY),
     "churn_score_1": ("/churn_score", {"member_ids": ["m1"]}, CP_KEY),
@@ -211,8 +281,15 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--engines", default="bentoml,uvicorn")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--inprocess-only", action="store_true")
     args = parser.parse_args(argv)
     os.nice(5)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["LOYALTY_HOME"] = tmp
+        inproc = inprocess_cost()
+    print(markdown_table(inproc))
+    if args.inprocess_only:
+        return
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for engine in args.engines.split(","):
@@ -236,4 +313,13 @@ def main(argv: list[str]) -> None:
     load = os.getloadavg()
     print(markdown_table(rows))
     print(f"load average during run: {load[0]:.1f} (2 cores shared; other engineers' jobs)")
-    save("serving", {"rows": rows, "args": vars(args), "loadavg": load, "machine": machine()})
+    save(
+        "serving",
+        {
+            "rows": rows,
+            "inprocess": inproc,
+            "args": vars(args),
+            "loadavg": load,
+            "machine": machine(),
+        },
+    )
