@@ -141,3 +141,32 @@ def test_online_store_down_degrades_and_recovers(
         await backend.stop()
 
     asyncio.run(scenario())
+
+
+def test_contact_log_down_at_start_is_retried(
+    loyalty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loyalty_ml.campaigns.contact_log import open_contact_log
+
+    calls: list[int] = []
+
+    def flaky_open(profile: object = None, schema: str = "loyalty") -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("postgres down")
+        return open_contact_log(None, schema)
+
+    monkeypatch.setattr(champion, "open_contact_log", flaky_open)
+    monkeypatch.setattr(champion, "LOG_RETRY_S", 0.0)
+    monkeypatch.setattr(ChampionBackend, "_load", lambda self, generation: _State(generation))
+    backend = ChampionBackend(ServingConfig())
+
+    async def scenario() -> None:
+        await backend.start()
+        assert backend._log is None
+        ready = await backend.readiness()  # retries, and this time the log opens
+        assert ready.components["contact_log"].ready
+        await backend.stop()
+
+    asyncio.run(scenario())
+    assert len(calls) == 2

@@ -58,7 +58,7 @@ def server(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 150  # BentoML start under a loaded shared machine
         while True:
             try:
                 if httpx.get(base + "/readyz", timeout=1).status_code == 200:

@@ -31,6 +31,7 @@ class PostgresContactLog(SqlContactLog):
         schema: str = "loyalty",
         pool_size: int = 4,
         timeout_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
     ) -> None:
         from psycopg_pool import ConnectionPool
 
@@ -45,6 +46,11 @@ class PostgresContactLog(SqlContactLog):
             kwargs={"autocommit": True, "options": f"-c search_path={schema}"},
             open=True,
         )
+        try:
+            self._pool.wait(timeout=connect_timeout_s)  # fail fast when PostgreSQL is down
+        except Exception:
+            self._pool.close()
+            raise
         with self._pool.connection() as conn:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             conn.execute("SELECT pg_advisory_lock(%s)", (CAMPAIGN_LOCK_KEY,))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ from loyalty_ml.serving.schemas import (
 
 log = logging.getLogger(__name__)
 DATASET_ENV = "LOYALTY_DATASET"
+LOG_RETRY_S = 10.0  # a contact log that failed to open is retried at most this often
 INLINE_BATCH = 50  # larger feature reads run in a worker thread
 
 
@@ -74,6 +76,7 @@ class ChampionBackend:
         self._reload_task: asyncio.Task[None] | None = None
         self._log: ContactLog | None = None
         self._log_error = ""
+        self._log_attempt = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     def _load(self, generation: int) -> _State:
@@ -87,13 +90,7 @@ class ChampionBackend:
 
     async def start(self) -> None:
         self._state = await asyncio.to_thread(self._load, 1)
-        try:
-            self._log = await asyncio.to_thread(
-                open_contact_log, None, self.config.campaigns.postgres_schema
-            )
-        except Exception as exc:
-            self._log_error = f"{type(exc).__name__}: {exc}"
-            log.warning("contact log unavailable: %s", type(exc).__name__)
+        await self._open_contact_log()
 
     async def stop(self) -> None:
         if self._reload_task is not None:
@@ -126,7 +123,21 @@ class ChampionBackend:
             return await asyncio.to_thread(adapters.member_features, online, member_ids)
         return adapters.member_features(online, member_ids)
 
-    def _contact_log(self) -> ContactLog:
+    async def _open_contact_log(self) -> None:
+        """Open the profile's contact log; on failure remember why and retry on a later call."""
+        self._log_attempt = time.monotonic()
+        try:
+            self._log = await asyncio.to_thread(
+                open_contact_log, None, self.config.campaigns.postgres_schema
+            )
+            self._log_error = ""
+        except Exception as exc:
+            self._log_error = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("contact log unavailable: %s", type(exc).__name__)
+
+    async def _contact_log(self) -> ContactLog:
+        if self._log is None and time.monotonic() - self._log_attempt > LOG_RETRY_S:
+            await self._open_contact_log()
         if self._log is None:
             raise NotReady(f"contact log unavailable: {self._log_error}")
         return self._log
@@ -200,7 +211,7 @@ class ChampionBackend:
         matcher = self._need(state, "benefit_model", state.benefits)
         online = self._need(state, "online_store", state.online)
         return await campaign_ops.at_risk(
-            self._contact_log(),
+            await self._contact_log(),
             request,
             self._campaign_policy(state),
             scored=lambda: adapters.score_population(churn.obj, online),
@@ -208,7 +219,7 @@ class ChampionBackend:
         )
 
     async def cancel_campaign(self, campaign_id: str) -> CancelResponse:
-        return await campaign_ops.cancel(self._contact_log(), campaign_id)
+        return await campaign_ops.cancel(await self._contact_log(), campaign_id)
 
     async def readiness(self) -> Readiness:
         state = self._state
@@ -226,9 +237,12 @@ class ChampionBackend:
         components["online_store"] = await self._probe(
             "online_store", state, lambda: state.online.ping() if state.online else None
         )
-        components["contact_log"] = await self._probe(
-            "contact_log", state, lambda: self._contact_log().ping()
-        )
+        try:
+            contact_log = await self._contact_log()
+        except NotReady as exc:
+            components["contact_log"] = ComponentStatus(ready=False, message=exc.message)
+        else:
+            components["contact_log"] = await self._probe("contact_log", state, contact_log.ping)
         modules = policy_adapter.uses_policy_module()
         components["policy"] = ComponentStatus(
             ready=True,
