@@ -13,7 +13,9 @@ Two engines write the same bytes:
 from __future__ import annotations
 
 import json
+import queue
 import socket
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -137,10 +139,10 @@ def _hset_commands(
 ) -> tuple[np.ndarray, np.ndarray]:
     n = len(keys)
     parts = [fmt.const(f"*{2 + 2 * len(fields)}\r\n$4\r\nHSET\r\n".encode(), n)]
-    parts.append(fmt.bulk_string(fmt.Ragged.from_list(keys)))
+    parts += fmt.bulk_parts(fmt.Ragged.from_list(keys))
     for name, values in fields:
         parts.append(fmt.const(f"${len(name)}\r\n".encode() + name + b"\r\n", n))
-        parts.append(fmt.bulk_string(values))
+        parts += fmt.bulk_parts(values)
     return fmt.interleave(parts)
 
 
@@ -184,21 +186,40 @@ def _write_redis(
     for name, pair in frames.items():
         by_entity.setdefault("product" if name == "product_stats" else "member", []).append(pair)
     pipe = _RespPipe(*_redis_target(store))
+    # Encoding (NumPy) overlaps with the socket round trip (GIL released) in a sender thread.
+    outbox: queue.Queue = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+
+    def sender() -> None:
+        while (item := outbox.get()) is not None:
+            if not failure:
+                try:
+                    pipe.send(memoryview(item[0]), item[1])
+                except BaseException as exc:
+                    failure.append(exc)
+
+    thread = threading.Thread(target=sender, daemon=True)
+    thread.start()
     try:
         for entity, pairs in by_entity.items():
             key = JOIN_KEYS[entity]
-            groups = _align(pairs, key)
-            for ids, group in groups:
+            for ids, group in _align(pairs, key):
                 for lo in range(0, len(ids), batch_rows):
+                    if failure:
+                        break
                     hi = min(lo + batch_rows, len(ids))
                     keys = fmt.entity_keys(key, ids[lo:hi], suffix=project)
                     fields = []
                     for view, frame in group:
                         fields += _encode_view(view, frame.iloc[lo:hi])
                     buf, _ = _hset_commands(keys, fields)
-                    pipe.send(memoryview(buf), hi - lo)
+                    outbox.put((buf, hi - lo))
     finally:
+        outbox.put(None)
+        thread.join()
         pipe.close()
+    if failure:
+        raise failure[0]
 
 
 def _align(

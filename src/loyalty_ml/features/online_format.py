@@ -146,19 +146,17 @@ def const(piece: bytes, n: int) -> Ragged:
     return Ragged(np.tile(np.frombuffer(piece, np.uint8), n), np.full(n, len(piece), np.int64))
 
 
-def bulk_string(values: Ragged) -> Ragged:
-    """RESP bulk strings ``$<len>\\r\\n<bytes>\\r\\n`` of each row."""
+def bulk_parts(values: Ragged) -> list[Ragged]:
+    """The pieces of RESP bulk strings ``$<len>\r\n<bytes>\r\n``, to interleave with others."""
     n = len(values.lengths)
-    heads = {}
-    for length in np.unique(values.lengths).tolist():
-        heads[length] = f"${length}\r\n".encode()
-    head_items = Ragged.from_list(list(heads.values()))
-    order = {k: i for i, k in enumerate(heads)}
-    head_rows = (
-        np.vectorize(order.__getitem__, otypes=[np.int64])(values.lengths)
-        if n
-        else np.empty(0, np.int64)
-    )
-    parts = [head_items.take(head_rows), values, const(b"\r\n", n)]
-    buf, ends = interleave(parts)
+    lengths = np.unique(values.lengths)
+    head_items = Ragged.from_list([f"${int(k)}\r\n".encode() for k in lengths])
+    lut = np.zeros(int(lengths.max()) + 1 if n else 1, dtype=np.int64)
+    lut[lengths] = np.arange(len(lengths))
+    return [head_items.take(lut[values.lengths]), values, const(b"\r\n", n)]
+
+
+def bulk_string(values: Ragged) -> Ragged:
+    """RESP bulk strings ``$<len>\r\n<bytes>\r\n`` of each row."""
+    buf, ends = interleave(bulk_parts(values))
     return Ragged(buf, np.diff(np.concatenate([[0], ends])).astype(np.int64))
