@@ -216,6 +216,14 @@ def main(argv: list[str]) -> None:
     cfg = load_benefits_config()
     if "--quick" in argv:
         cfg = cfg.model_copy(update={"learners": ["t"], "ensemble": False})
+    if "--sim" in argv or "--sim-only" in argv:
+        members = int(argv[argv.index("--members") + 1]) if "--members" in argv else 20000
+        row = bench_simulator(members, 42, cfg)
+        print("## simulator")
+        print(markdown_table([row]), flush=True)
+        save("benefits_simulator", {"simulator": row})
+        if "--sim-only" in argv:
+            return
     df = load()
     payload: dict[str, Any] = {"seeds": seeds, "email_cost_c": EMAIL_COST}
     started = time.perf_counter()
@@ -243,3 +251,112 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+# --------------------------------------------------------------------------------- simulator
+
+
+def bench_simulator(members: int, seed: int, cfg: Any) -> dict[str, Any]:
+    """Train on every campaign but the last, assign for the members offered in the last one, and
+    score each policy with the simulator's true per-member, per-benefit net effects
+    (truth/uplift ``uplift_profit`` = margin uplift - expected cost)."""
+    from loyalty_ml.benefits.assign import member_states
+    from loyalty_ml.benefits.data import BEFORE_OFFER, pipeline_features
+    from loyalty_ml.benefits.train import train_benefits
+    from loyalty_ml.policy import allocate, eligible_matrix, load_policy
+    from loyalty_ml.simulate import load_config, simulate
+
+    t0 = time.perf_counter()
+    ds, truth = simulate(load_config().with_overrides(members=members, seed=seed))
+    up = truth.uplift
+    last = up["offered_at"].max()
+    res = train_benefits(
+        ds, as_of=last - pd.Timedelta(seconds=1), config=cfg, trials=0, track=False
+    )
+    m = res.matcher
+    test = up[up["offered_at"] == last]
+    ids = pd.Series(sorted(test["member_id"].astype(str).unique()))
+    cut = ds.as_of(last)
+    feats = pipeline_features(
+        cut, pd.DataFrame({"member_id": ids, "event_timestamp": last - BEFORE_OFFER})
+    )
+    policy = load_policy()
+    states = member_states(cut, last, policy)
+    states = states.set_index(states["member_id"].astype(str)).loc[ids].reset_index(drop=True)
+    arms = m.arms
+    true_net = (
+        test.pivot_table(
+            index="member_id", columns="benefit_id", values="uplift_profit", aggfunc="mean"
+        )
+        .reindex(index=ids, columns=arms)
+        .fillna(0.0)
+    )
+    true_net[arms[0]] = 0.0
+    elig = eligible_matrix(states, arms, last, policy).to_numpy()
+    elig[:, 0] = True
+    tn = np.where(elig, true_net.to_numpy(), -np.inf)
+    cost = np.array([m.costs.get(a, 0.0) for a in arms])
+
+    def value(choice: np.ndarray) -> float:
+        return float(np.where(choice > 0, tn[np.arange(len(choice)), choice], 0.0).mean())
+
+    index = {a: i for i, a in enumerate(arms)}
+    learned = m.assign(feats, states, at=last, policy=policy)["benefit_id"].map(index).to_numpy()
+    oracle = np.where(tn.max(axis=1) > 0, tn.argmax(axis=1), 0)
+    singles = {a: value(np.where(elig[:, j], j, 0)) for j, a in enumerate(arms) if j}
+    best_single = max(singles.values())
+    given = learned > 0
+    neg_share = (
+        float((tn[np.arange(len(learned)), learned][given] < 0).mean()) if given.any() else 0.0
+    )
+    row: dict[str, Any] = {
+        "members": members,
+        "test_members": len(ids),
+        "objective": m.objective,
+        "learner": m.learner,
+        "learned": value(learned),
+        "oracle": value(oracle),
+        "best_single": best_single,
+        "best_single_arm": max(singles, key=singles.get),  # type: ignore[arg-type]
+        "share_given": float(given.mean()),
+        "share_given_negative_true_net": neg_share,
+        "oracle_share_negative_available": float((tn[:, 1:] < 0).any(axis=1).mean()),
+    }
+    # Budget: 30% of what the unconstrained oracle would spend.
+    budget = 0.3 * float(cost[oracle].sum())
+    learned_b = m.assign(feats, states, budget=budget, at=last, policy=policy)
+    lb = learned_b["benefit_id"].map(index).to_numpy()
+    r, c = np.nonzero(np.isfinite(tn) & (tn > 0))
+    cands = pd.DataFrame({"member_id": r, "option_id": c, "value": tn[r, c], "cost": cost[c]})
+    ob = np.zeros(len(ids), dtype=np.int64)
+    chosen = allocate(cands[cands["option_id"] > 0], budget)
+    ob[chosen["member_id"].to_numpy()] = chosen["option_id"].to_numpy()
+    rng = np.random.default_rng(seed)
+    best_b = 0.0
+    for j in range(1, len(arms)):  # same benefit for a random subset that fits the budget
+        pool = rng.permutation(np.flatnonzero(elig[:, j]))
+        k = int(budget // cost[j]) if cost[j] > 0 else len(pool)
+        ch = np.zeros(len(ids), dtype=np.int64)
+        ch[pool[:k]] = j
+        best_b = max(best_b, value(ch))
+    row.update(
+        {
+            "budget": budget,
+            "learned_budget": value(lb),
+            "learned_budget_cost": float(learned_b["cost"].sum()),
+            "oracle_budget": value(ob),
+            "best_single_budget": best_b,
+            "seconds": time.perf_counter() - t0,
+        }
+    )
+    row["ratio_oracle"] = row["learned"] / row["oracle"]
+    row["ratio_best_single"] = (
+        row["learned"] / row["best_single"] if row["best_single"] > 0 else float("inf")
+    )
+    row["ratio_oracle_budget"] = row["learned_budget"] / row["oracle_budget"]
+    row["ratio_best_single_budget"] = (
+        row["learned_budget"] / row["best_single_budget"]
+        if row["best_single_budget"] > 0
+        else float("inf")
+    )
+    return row

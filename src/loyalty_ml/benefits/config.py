@@ -29,6 +29,7 @@ class DecisionConfig(_Strict):
     )
     require_confident_gain: bool = True
     confidence_z: float = Field(default=1.645, ge=0.0)
+    confirm_z: float = Field(default=1.0, ge=0.0)
 
 
 class OptunaConfig(_Strict):

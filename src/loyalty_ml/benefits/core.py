@@ -414,12 +414,14 @@ def fit_benefit_model(
     learned = choose(net_values(eff_va, centers, decision.shrinkage, va.unit_costs), None, decision)
     confirmed = True
     if config.decision.require_confident_gain and (learned != decision.default_arm).any():
-        # Held-out confirmation: personalise only if it does not lose to the default arm on the
-        # validation slice too (the out-of-fold gain could be noise).
+        # Held-out confirmation: personalise only if it also beats the default arm on the
+        # validation slice (gain - confirm_z * se > 0): the best of many out-of-fold grid points
+        # is optimistic, the validation slice is an independent check.
         base = np.full(len(va), decision.default_arm)
         c_learned, _ = policy_value(learned, va, q_va)
         c_base, _ = policy_value(base, va, q_va)
-        if est.paired_difference(c_learned, c_base).value < 0:
+        check = est.paired_difference(c_learned, c_base)
+        if not check.value - config.decision.confirm_z * check.se > 0:
             confirmed = False
             decision = DecisionParams(0.0, 0.0, decision.default_arm)
             learned = choose(net_values(eff_va, centers, 0.0, va.unit_costs), None, decision)
