@@ -49,6 +49,7 @@ def test_defaults(cfg) -> None:
     }
     assert cfg.contact.max_per_7d == 2 and cfg.contact.quiet_period_hours == 48
     assert cfg.programme_budget(1000) == pytest.approx(80)
+    assert cfg.points_value(2000) == pytest.approx(20)
     assert set(cfg.recall.segments) == {"high", "mid", "low", "high_potential"}
 
 

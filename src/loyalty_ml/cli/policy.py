@@ -80,7 +80,8 @@ def explain(
             f"{nxt}: {state['distance_to_next_tier']:.1f} growth to go "
             f"(≈ {state['spend_to_next_tier']:.2f} of spend)",
         )
-    summary.add_row("points", f"{int(state['points_balance'])}")
+    balance = int(state["points_balance"])
+    summary.add_row("points", f"{balance} (worth {cfg.points_value(balance):.2f} {cfg.currency})")
     summary.add_row(
         "expiring",
         f"{int(state['points_expiring_30d'])} in the next {cfg.points.expiring_soon_days} days",

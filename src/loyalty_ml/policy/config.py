@@ -319,6 +319,10 @@ class PolicyConfig(_Strict):
     def benefit_cost(self, benefit_id: str, expected_order_value: float | None = None) -> float:
         return self.benefit(benefit_id).cost.cost(expected_order_value)
 
+    def points_value(self, points: float) -> float:
+        """Currency value of a points balance at the redemption rate (100 points = 1 unit)."""
+        return float(points) / self.points.redemption_points_per_unit
+
     def programme_budget(self, revenue: float) -> float:
         """The programme-wide benefit-cost ceiling for a period with this revenue."""
         return max(0.0, float(revenue)) * self.budget.programme_share_of_revenue
