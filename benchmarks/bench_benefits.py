@@ -2,7 +2,7 @@
 (b) IPS/DR policy value of the learned 3-arm assignment vs the best single arm on visit, (c) the
 same on spend net of a per-e-mail cost. Held-out halves, several seeds, paired 95% CIs.
 
-``python -m benchmarks benefits [--seeds N] [--quick]``; writes bench-results/benefits.json and
+``python -m benchmarks benefits [--seeds=N] [--quick] [--sim | --sim-only] [--members=N]``; writes bench-results/benefits.json and
 prints the markdown kept in benchmarks/results/benefits.md.
 """
 
@@ -209,15 +209,16 @@ def _greedy_net(m: Any, feats: pd.DataFrame) -> np.ndarray:
 def main(argv: list[str]) -> None:
     from loyalty_ml.benefits.config import load_benefits_config
 
-    seeds = 5
-    for i, a in enumerate(argv):
-        if a == "--seeds":
-            seeds = int(argv[i + 1])
+    seeds, members = 5, 20000
+    for a in argv:  # the runner forwards only dash arguments: --seeds=N, --members=N
+        if a.startswith("--seeds="):
+            seeds = int(a.split("=", 1)[1])
+        if a.startswith("--members="):
+            members = int(a.split("=", 1)[1])
     cfg = load_benefits_config()
     if "--quick" in argv:
         cfg = cfg.model_copy(update={"learners": ["t"], "ensemble": False})
     if "--sim" in argv or "--sim-only" in argv:
-        members = int(argv[argv.index("--members") + 1]) if "--members" in argv else 20000
         row = bench_simulator(members, 42, cfg)
         print("## simulator")
         print(markdown_table([row]), flush=True)
