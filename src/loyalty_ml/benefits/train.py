@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,13 @@ def train_benefits(
     policy: Any | None = None,
     track: bool = True,
     register: bool = True,
+    announce: Callable[[str], None] | None = None,
 ) -> BenefitsTrainResult:
-    """Train, evaluate and (with ``track``) log/register a benefit matcher for ``dataset``."""
+    """Train, evaluate and (with ``track``) log/register a benefit matcher for ``dataset``.
+
+    ``announce`` receives the objective line (and cost warnings) as soon as they are known,
+    before any model is fitted (the CLI prints them at the start).
+    """
     from loyalty_ml.tracking import registered_model_name
 
     config = config or load_benefits_config()
@@ -145,6 +151,10 @@ def train_benefits(
     )
     model_name = registered_model_name("benefits", dataset.name, name)
     log.info("%s", ctx["objective_reason"])
+    if announce is not None:
+        announce(ctx["objective_reason"])
+        for warning in ctx["warnings"]:
+            announce(f"warning: {warning}")
     result = BenefitsTrainResult(
         matcher=None,  # type: ignore[arg-type]
         objective=data.objective,

@@ -65,10 +65,8 @@ def register(app: typer.Typer) -> None:
             trials,
             name,
             register=not no_register,
+            announce=lambda line: out.print(line, highlight=False),
         )
-        out.print(f"[bold]{result.objective_reason}[/]")
-        for warning in result.warnings:
-            console.print(f"[yellow]warning:[/] {warning}")
         costs = ", ".join(f"{a} {c:g} ({result.cost_sources[a]})" for a, c in result.costs.items())
         out.print(f"costs per offer: {costs}")
         lt = Table(title="learners on the validation slice (greedy policy value, Qini per benefit)")
