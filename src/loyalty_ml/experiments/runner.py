@@ -52,24 +52,40 @@ def fold_dates(spec: ExperimentSpec, dataset: Any) -> list[pd.Timestamp]:
 
 
 @contextlib.contextmanager
-def _churn_families(families: list[str] | None) -> Iterator[None]:
-    """Feature-family ablation: train_churn takes a provider *name*, so the pipeline provider is
-    swapped for one restricted to ``families`` for the duration of the call."""
-    if not families:
-        yield
-        return
+def _churn_provider(
+    provider_name: str, families: list[str] | None, cache: dict[Any, pd.DataFrame]
+) -> Iterator[None]:
+    """Memoise churn features per origin across variants and folds (folds 30 days apart share
+    most origins; recomputing them dominated run time), and support feature-family ablation.
+
+    ``train_churn`` takes a provider *name*, so its ``resolve_provider`` is swapped for the
+    duration of the call. Valid because one experiment run always reads the same data set and a
+    provider only sees the data cut at the origin.
+    """
     import loyalty_ml.churn.job as job
     from loyalty_ml.churn.features import bgnbd_features
-    from loyalty_ml.features.pipeline import build_member_features
     from loyalty_ml.timeutil import to_utc
 
-    def provider(dataset: Any, as_of: pd.Timestamp) -> pd.DataFrame:
-        frame = build_member_features(dataset, to_utc(as_of), families=list(families)).copy()
-        frame["member_id"] = frame["member_id"].astype("string")
-        return frame.merge(bgnbd_features(dataset, as_of), on="member_id", how="left")
-
     original = job.resolve_provider
-    job.resolve_provider = lambda name="auto": ("pipeline-" + "+".join(families), provider)
+    if families:
+        from loyalty_ml.features.pipeline import build_member_features
+
+        label = "pipeline-" + "+".join(families)
+
+        def base(dataset: Any, as_of: pd.Timestamp) -> pd.DataFrame:
+            frame = build_member_features(dataset, to_utc(as_of), families=list(families)).copy()
+            frame["member_id"] = frame["member_id"].astype("string")
+            return frame.merge(bgnbd_features(dataset, as_of), on="member_id", how="left")
+    else:
+        label, base = original(provider_name)
+
+    def provider(dataset: Any, as_of: pd.Timestamp) -> pd.DataFrame:
+        key = (label, pd.Timestamp(as_of))
+        if key not in cache:
+            cache[key] = base(dataset, as_of)
+        return cache[key].copy()
+
+    job.resolve_provider = lambda name="auto": (label, provider)  # type: ignore[assignment]
     try:
         yield
     finally:
@@ -77,7 +93,11 @@ def _churn_families(families: list[str] | None) -> Iterator[None]:
 
 
 def _train_once(
-    spec: ExperimentSpec, dataset: Any, as_of: pd.Timestamp, overrides: dict[str, Any]
+    spec: ExperimentSpec,
+    dataset: Any,
+    as_of: pd.Timestamp,
+    overrides: dict[str, Any],
+    features: dict[Any, pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """One training; returns {metric: value} (recs: {method: {metric: value}})."""
     config_overrides = {k: v for k, v in overrides.items() if k not in RUNNER_KEYS}
@@ -86,15 +106,13 @@ def _train_once(
         from loyalty_ml.churn.job import train_churn
 
         cfg = _dotted(load_churn_config(), config_overrides)
-        with _churn_families(overrides.get("families")):
+        families = overrides.get("families")
+        with _churn_provider(overrides.get("provider", "auto"), families, features or {}):
             res = train_churn(
                 dataset,
                 as_of,
                 cfg,
                 spec.trials,
-                provider=overrides.get("provider", "auto")
-                if not overrides.get("families")
-                else "auto",
                 track=False,
                 register=False,
                 backtest=False,
@@ -152,6 +170,7 @@ def run_experiment(
     out_dir = get_settings().path("experiments", spec.name, ".keep").parent
     rows: list[dict[str, Any]] = []
     cache: dict[tuple[str, str], dict[str, Any]] = {}
+    features: dict[Any, pd.DataFrame] = {}
     for variant in chosen:
         overrides = {**spec.base, **variant.overrides}
         for k, as_of in enumerate(dates):
@@ -162,7 +181,7 @@ def run_experiment(
             )
             start = time.perf_counter()
             if spec.job != "recs" or key not in cache:
-                cache[key] = _train_once(spec, dataset, as_of, overrides)
+                cache[key] = _train_once(spec, dataset, as_of, overrides, features)
             metrics = _variant_metrics(spec, cache[key], overrides)
             seconds = time.perf_counter() - start
             if progress:
