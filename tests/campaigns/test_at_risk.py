@@ -139,3 +139,44 @@ def test_recorded_through_the_contact_log(tmp_path) -> None:
     assert later.payload["excluded"]["contact_cap"] == 3
     offers = log.offers("c1")
     assert len(offers) == 3 and set(offers["benefit_id"]) == {"voucher_10"}
+
+
+def test_list_is_ranked_and_cut_before_holdout_and_budget() -> None:
+    """Regression: holdout members kept their best option's value while treated members got the
+    value left after the budget, and the cut to `limit` came last, so holdout crowded the top."""
+    import numpy as np
+
+    n, limit, budget, share = 3000, 200, 500.0, 0.1
+    rng = np.random.default_rng(7)
+    values = 10.0 + 10.0 * rng.random(n)
+    ids = [f"m{i}" for i in range(n)]
+    sc = scored(n).assign(value_segment="mid", churn_probability=0.7)
+    opts = pd.concat(
+        [
+            pd.DataFrame(
+                {"member_id": ids, "benefit_id": "voucher_10", "expected_net_value": values}
+            ).assign(cost=10.0, eligible=True),
+            pd.DataFrame(
+                {"member_id": ids, "benefit_id": "none", "expected_net_value": 1.0}
+            ).assign(cost=0.0, eligible=True),
+        ],
+        ignore_index=True,
+    )
+    policy = CampaignPolicy(holdout_share=share)
+    built = build_at_risk(sc, opts, empty_view(), AtRiskRequest("big", limit, budget), policy)
+    members = built.payload["members"]
+    assert len(members) == limit  # `none` (value 1 > 0) keeps unfunded treated members listed
+    # ranking: exactly the top `limit` candidates by the recall's value, in that order
+    top = [ids[i] for i in np.argsort(-values, kind="stable")[:limit]]
+    assert [m["member_id"] for m in members] == top
+    # holdout: a share of the list within binomial tolerance (3.5 sd)
+    held = sum(m["holdout"] for m in members)
+    sd = (limit * share * (1 - share)) ** 0.5
+    assert abs(held - limit * share) <= 3.5 * sd, held
+    assert all(m["benefit_id"] == "none" and m["cost"] == 0 for m in members if m["holdout"])
+    # budget: never exceeded, spent on the best treated members
+    treated = [m for m in members if not m["holdout"]]
+    assert sum(m["cost"] for m in members) <= budget + 1e-9
+    funded = [m for m in treated if m["benefit_id"] == "voucher_10"]
+    assert len(funded) == int(budget // 10)
+    assert funded == treated[: len(funded)]

@@ -7,8 +7,11 @@ contact log's creation transaction.
 
 Stages and the ``excluded`` counter each one feeds: eligibility (``ineligible``: no eligible
 option) → contact policy (``contact_cap`` incl. quiet periods, ``suppressed``, ``unsubscribed``) →
-holdout (a random share, decided per campaign and member, is kept as ``none``) → budget (``budget``)
-→ ``limit``. Treated members are logged with propensity ``1 - holdout_share``, holdout members with
+ranking by the recall's expected net value (each member's best eligible option) → ``limit`` →
+holdout (a random share of the list, decided per campaign and member, is kept as ``none``) →
+budget among the treated (``budget``: a treated member whose positive option is left unfunded is
+dropped). The list keeps the ranking order; each member's ``expected_net_value`` is that of the
+option they get (0 for ``none``). Treated members are logged with propensity ``1 - holdout_share``, holdout members with
 ``holdout_share``, so the offers export supports inverse-propensity estimates.
 """
 
@@ -161,25 +164,14 @@ def build_at_risk(
         key = EXCLUDED_BY_REASON.get(str(reason), str(reason))
         excluded[key] = excluded.get(key, 0) + int(count)
 
-    # Holdout: a random share kept as `none` (control); it takes no budget.
-    share = min(max(policy.holdout_share, 0.0), 1.0)
-    holdout = (
-        kept["member_id"].map(lambda m: in_holdout(request.campaign_id, m, share)).astype(bool)
-    )
-    treated_ids = kept.loc[~holdout, "member_id"]
-    choice, unfunded = _choose_benefits(opts, treated_ids, request.budget)
-    excluded["budget"] = unfunded
-    held = best_options(opts[opts["member_id"].isin(kept.loc[holdout, "member_id"])])
-    held = held.assign(benefit_id=NONE_BENEFIT, cost=0.0)
-    choice = pd.concat([choice.assign(holdout=False), held.assign(holdout=True)], ignore_index=True)
-    choice["propensity"] = choice["holdout"].map(lambda h: share if h else 1.0 - share)
-
-    final = (
+    # Rank every contactable candidate by the expected net value of recalling them (their best
+    # eligible option), then cut to `limit`: the holdout and the budget act on this list only,
+    # so control members never crowd out treated ones and the holdout is a share of the list.
+    best = best_options(opts[opts["member_id"].isin(kept["member_id"])])
+    ranked = (
         kept.drop(columns=[c for c in ("benefit_id", "cost", "expected_net_value") if c in kept])
         .merge(
-            choice[
-                ["member_id", "benefit_id", "expected_net_value", "cost", "holdout", "propensity"]
-            ],
+            best[["member_id", "benefit_id", "expected_net_value", "cost"]],
             on="member_id",
             how="inner",
             validate="one_to_one",
@@ -190,6 +182,34 @@ def build_at_risk(
             kind="stable",
         )
         .head(request.limit)
+        .reset_index(drop=True)
+    )
+    ranked["rank"] = range(len(ranked))
+
+    # Holdout: a reproducible random share of the list kept as `none` (control); no budget.
+    share = min(max(policy.holdout_share, 0.0), 1.0)
+    holdout = ranked["member_id"].map(lambda m: in_holdout(request.campaign_id, m, share))
+    holdout = holdout.astype(bool)
+
+    # Budget among the treated only; a treated member whose positive option is left unfunded is
+    # dropped from the list and counted in `excluded.budget`.
+    choice, unfunded = _choose_benefits(opts, ranked.loc[~holdout, "member_id"], request.budget)
+    excluded["budget"] = unfunded
+    held = ranked.loc[holdout, ["member_id"]].assign(
+        benefit_id=NONE_BENEFIT, expected_net_value=0.0, cost=0.0
+    )
+    choice = pd.concat(
+        [
+            choice[["member_id", "benefit_id", "expected_net_value", "cost"]].assign(holdout=False),
+            held.assign(holdout=True),
+        ],
+        ignore_index=True,
+    )
+    choice["propensity"] = choice["holdout"].map(lambda h: share if h else 1.0 - share)
+    final = (
+        ranked.drop(columns=["benefit_id", "expected_net_value", "cost"])
+        .merge(choice, on="member_id", how="inner", validate="one_to_one")
+        .sort_values("rank", kind="stable")
     )
 
     members: list[dict[str, Any]] = []
