@@ -8,12 +8,17 @@ from typing import Annotated
 
 import typer
 
-from loyalty_ml.cli.common import OutOpt, friendly_errors, out
+from loyalty_ml.cli.common import AsOfOpt, OutOpt, friendly_errors, out
 
 app = typer.Typer(
     help="Campaign lists and the contact log (cancel, export offers, outcomes, suppression).",
     no_args_is_help=True,
 )
+
+SegmentsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--value-segments", help="Only these value segments (repeat the option)."),
+]
 
 CampaignArg = Annotated[
     str, typer.Argument(help="The campaign_id given to POST /campaigns/at_risk.")
@@ -25,6 +30,100 @@ def _log():
     from loyalty_ml.serving.config import load_serving_config
 
     return open_contact_log(schema=load_serving_config().campaigns.postgres_schema)
+
+
+def _batch_sources(data: Path | None) -> tuple[Path, str | None, str, str | None]:
+    """(data dir, dataset name, churn model, benefits model URI) from --data and the manifest."""
+    from loyalty_ml.errors import LoyaltyError
+    from loyalty_ml.pipeline import read_manifest
+    from loyalty_ml.tracking import champion_uri, registered_model_name
+
+    manifest = read_manifest() or {}
+    models = manifest.get("models") or {}
+    data_dir = data or (Path(manifest["data_dir"]) if manifest.get("data_dir") else None)
+    if data_dir is None:
+        raise LoyaltyError("no --data and no pipeline manifest: run `loyalty pipeline` first")
+    name = manifest.get("dataset")
+    churn = models.get("churn") or (name and registered_model_name("churn", name))
+    if not churn:
+        raise LoyaltyError("no churn model in the pipeline manifest: run `loyalty pipeline`")
+    benefits = models.get("benefits")
+    return data_dir, name, churn, champion_uri(benefits) if benefits else None
+
+
+@app.command("at-risk")
+@friendly_errors
+def at_risk(
+    campaign: Annotated[str, typer.Option("--campaign", help="Campaign id (idempotency key).")],
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="List size.")],
+    out_path: OutOpt,
+    budget: Annotated[float | None, typer.Option("--budget", min=0, help="Benefit budget.")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Contract directory; default: the last pipeline's data."),
+    ] = None,
+    as_of: AsOfOpt = None,
+    min_probability: Annotated[
+        float | None, typer.Option("--min-probability", min=0, max=1, help="Churn floor.")
+    ] = None,
+    value_segments: SegmentsOpt = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="Contact channel.")] = None,
+) -> None:
+    """Build (or replay) an at-risk recall list from the batch scores and record it in the
+    contact log, exactly like POST /campaigns/at_risk: same id and options → the same list; same
+    id with other options → error."""
+    from loyalty_ml.campaigns.at_risk import AtRiskRequest
+    from loyalty_ml.campaigns.batch import batch_at_risk, members_frame
+    from loyalty_ml.campaigns.contact_log import CampaignConflict, CampaignNotFound, body_hash
+    from loyalty_ml.contract import write_frame
+    from loyalty_ml.contract.validate import load_valid_dataset
+
+    request = AtRiskRequest(
+        campaign_id=campaign,
+        limit=limit,
+        budget=budget,
+        min_probability=min_probability,
+        value_segments=tuple(value_segments) if value_segments else None,
+        channel=channel,
+    )
+    log = _log()
+    try:
+        try:  # answer a replay or a conflict before scoring anybody
+            existing = log.get_campaign(campaign)
+        except CampaignNotFound:
+            existing = None
+        if existing is not None and existing.status == "cancelled":
+            raise CampaignConflict(f"campaign {campaign!r} was cancelled", "campaign_cancelled")
+        if existing is not None and existing.body_hash != body_hash(request.body()):
+            raise CampaignConflict(
+                f"campaign {campaign!r} already exists with different options; "
+                "use a new --campaign id",
+                "campaign_body_mismatch",
+            )
+        if existing is not None:
+            result = existing
+            replayed = True
+        else:
+            data_dir, name, churn, benefits = _batch_sources(data)
+            dataset = load_valid_dataset(data_dir, name=name)
+            result = batch_at_risk(
+                dataset,
+                request,
+                churn_source=churn,
+                benefits_source=benefits,
+                as_of=as_of,
+                log=log,
+            )
+            replayed = result.replayed
+    finally:
+        log.close()
+    listed = members_frame(result)
+    path = write_frame(listed, out_path)
+    state = "replayed (same id, same options)" if replayed else "recorded"
+    out.print(
+        f"campaign {campaign}: {len(listed)} members {state} → {path}; "
+        f"excluded {result.payload.get('excluded')}"
+    )
 
 
 @app.command("show")
