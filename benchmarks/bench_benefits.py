@@ -270,19 +270,30 @@ def bench_simulator(members: int, seed: int, cfg: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
     ds, truth = simulate(load_config().with_overrides(members=members, seed=seed))
     up = truth.uplift
-    last = up["offered_at"].max()
+    last_campaign = up["campaign_id"].max()
+    test = up[up["campaign_id"] == last_campaign]
+    start = test["offered_at"].min()
+    # Expected cost per offer of each benefit = mean logged cost (the catalogue's face values
+    # overstate coupons that are mostly not redeemed); the truth's uplift_profit nets the same.
+    seen = ds.offers[ds.offers["offered_at"] < start]
+    log_costs = seen.groupby(seen["benefit_id"].astype(str))["cost"].mean().fillna(0.0).to_dict()
+    cfg = cfg.model_copy(update={"cost_overrides": {k: float(v) for k, v in log_costs.items()}})
     res = train_benefits(
-        ds, as_of=last - pd.Timedelta(seconds=1), config=cfg, trials=0, track=False
+        ds, as_of=start - pd.Timedelta(seconds=1), config=cfg, trials=0, track=False
     )
     m = res.matcher
-    test = up[up["offered_at"] == last]
-    ids = pd.Series(sorted(test["member_id"].astype(str).unique()))
+    first = test.drop_duplicates("member_id").sort_values("member_id")
+    ids = first["member_id"].astype(str).reset_index(drop=True)
+    last = test["offered_at"].max()
     cut = ds.as_of(last)
     feats = pipeline_features(
-        cut, pd.DataFrame({"member_id": ids, "event_timestamp": last - BEFORE_OFFER})
+        cut,
+        pd.DataFrame(
+            {"member_id": ids, "event_timestamp": first["offered_at"].to_numpy() - BEFORE_OFFER}
+        ),
     )
     policy = load_policy()
-    states = member_states(cut, last, policy)
+    states = member_states(ds.as_of(start), start, policy)
     states = states.set_index(states["member_id"].astype(str)).loc[ids].reset_index(drop=True)
     arms = m.arms
     true_net = (
@@ -293,7 +304,13 @@ def bench_simulator(members: int, seed: int, cfg: Any) -> dict[str, Any]:
         .fillna(0.0)
     )
     true_net[arms[0]] = 0.0
-    elig = eligible_matrix(states, arms, last, policy).to_numpy()
+    elig = eligible_matrix(states, arms, start, policy).to_numpy() & np.isfinite(
+        test.pivot_table(
+            index="member_id", columns="benefit_id", values="uplift_profit", aggfunc="mean"
+        )
+        .reindex(index=ids, columns=arms)
+        .to_numpy(dtype=float)
+    )
     elig[:, 0] = True
     tn = np.where(elig, true_net.to_numpy(), -np.inf)
     cost = np.array([m.costs.get(a, 0.0) for a in arms])
@@ -302,7 +319,7 @@ def bench_simulator(members: int, seed: int, cfg: Any) -> dict[str, Any]:
         return float(np.where(choice > 0, tn[np.arange(len(choice)), choice], 0.0).mean())
 
     index = {a: i for i, a in enumerate(arms)}
-    learned = m.assign(feats, states, at=last, policy=policy)["benefit_id"].map(index).to_numpy()
+    learned = m.assign(feats, states, at=start, policy=policy)["benefit_id"].map(index).to_numpy()
     oracle = np.where(tn.max(axis=1) > 0, tn.argmax(axis=1), 0)
     singles = {a: value(np.where(elig[:, j], j, 0)) for j, a in enumerate(arms) if j}
     best_single = max(singles.values())
@@ -325,7 +342,7 @@ def bench_simulator(members: int, seed: int, cfg: Any) -> dict[str, Any]:
     }
     # Budget: 30% of what the unconstrained oracle would spend.
     budget = 0.3 * float(cost[oracle].sum())
-    learned_b = m.assign(feats, states, budget=budget, at=last, policy=policy)
+    learned_b = m.assign(feats, states, budget=budget, at=start, policy=policy)
     lb = learned_b["benefit_id"].map(index).to_numpy()
     r, c = np.nonzero(np.isfinite(tn) & (tn > 0))
     cands = pd.DataFrame({"member_id": r, "option_id": c, "value": tn[r, c], "cost": cost[c]})
