@@ -65,3 +65,18 @@ def test_member_erase_logs_a_hash_only(loyalty_home: Path) -> None:
     entry = json.loads(entries[0])
     assert entry["contact_log"]["contacts"] == 1
     assert '"a"' not in entries[0]
+
+
+def test_member_erase_calls_the_feature_and_recs_hooks(loyalty_home: Path) -> None:
+    from tests.features.test_erasure import _online_db
+    from tests.recs.test_erasure import _bundle
+
+    _seed()
+    _online_db(loyalty_home / "features" / "feast" / "online.db")
+    _bundle(loyalty_home / "recs" / "recs-x" / "bundle")
+    result = runner.invoke(app, ["member", "erase", "a"])
+    assert result.exit_code == 0, result.output
+    entry = json.loads((loyalty_home / "privacy" / "erasures.jsonl").read_text().splitlines()[-1])
+    assert entry["online_features"]["online_sqlite_rows"] == 4
+    assert entry["recommendation_cache"] == {"bundles_scanned": 1, "bundles_erased": 0}
+    assert "online_features" in result.output and "recommendation_cache" in result.output

@@ -19,8 +19,8 @@ from loyalty_ml.settings import get_settings
 log = logging.getLogger(__name__)
 
 ERASERS: tuple[tuple[str, str], ...] = (
-    ("online_features", "loyalty_ml.features:erase_member"),
-    ("recommendation_cache", "loyalty_ml.recs:erase_member"),
+    ("online_features", "loyalty_ml.features.erasure:erase_member"),
+    ("recommendation_cache", "loyalty_ml.recs.erasure:erase_member"),
 )
 
 
