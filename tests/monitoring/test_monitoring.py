@@ -54,6 +54,10 @@ def test_psi_constants_nan_and_categoricals() -> None:
     assert psi(cats, pd.Series(["a"] * 900 + ["b"] * 100)) > 0.25
     assert psi(cats, pd.Series(["c"] * 1000)) > 1.0  # unseen level lands in "other"
     assert np.isnan(psi(np.array([]), REF))
+    stamps = pd.Series(pd.date_range("2026-01-01", periods=1000, freq="h", tz="UTC"))
+    assert psi(stamps, stamps) == pytest.approx(0.0)
+    assert psi(stamps, stamps + pd.Timedelta(days=60)) > 1.0
+    assert psi(pd.Series(["a", None] * 50), pd.Series(["a", None] * 50)) == pytest.approx(0.0)
 
 
 def test_drift_table_orders_and_flags() -> None:
@@ -145,3 +149,31 @@ def test_report_logs_to_mlflow(loyalty_home: Path) -> None:
     run = mlflow.get_run(result.run_id)
     assert run.data.metrics["n_alert"] == 1.0
     assert load_monitoring_config().psi.alert == 0.25
+
+
+@pytest.mark.slow  # trains a small churn model first
+def test_scoring_report_on_simulator(loyalty_home: Path) -> None:
+    from loyalty_ml.churn.config import load_churn_config
+    from loyalty_ml.churn.job import train_churn
+    from loyalty_ml.churn.scorer import ChurnScorer
+    from loyalty_ml.monitoring import scoring_report
+    from loyalty_ml.simulate import load_config, simulate
+
+    dataset, _ = simulate(load_config(members=600, days=240, seed=2))
+    cfg = load_churn_config().with_overrides(
+        **{"snapshots.n_train": 2, "lightgbm.num_boost_round": 30, "label.horizon_days": 60}
+    )
+    res = train_churn(
+        dataset,
+        None,
+        cfg,
+        provider="builtin",
+        track=False,
+        register=False,
+        backtest=False,
+        plots=False,
+    )
+    result = scoring_report(dataset, ChurnScorer(res.model), horizon_days=60, name="batch")
+    page = result.path.read_text()
+    assert "Realised vs predicted churn" in page and "Score distribution" in page
+    assert not result.calibration.empty and result.score is not None

@@ -155,12 +155,16 @@ def run_experiment(
     track: bool = True,
     compare: bool = True,
     progress: Any = None,
+    overrides: dict[str, Any] | None = None,
 ) -> ExperimentResult:
     """Run all variants over the time-based folds; returns the long metrics frame (and, with
     ``compare``, the comparison table and plot). ``dataset`` skips loading ``spec.data``."""
     spec = name_or_path if isinstance(name_or_path, ExperimentSpec) else load_spec(name_or_path)
     if folds is not None:
         spec = spec.model_copy(update={"folds": folds})
+    if overrides:
+        # e.g. {"provider": "builtin"} for a cheap demo run; merged under each variant's own.
+        spec = spec.model_copy(update={"base": {**spec.base, **overrides}})
     if dataset is None:
         from loyalty_ml.contract.validate import load_valid_dataset
 

@@ -13,6 +13,7 @@ from loyalty_ml.monitoring.drift import (
     score_shift,
 )
 from loyalty_ml.monitoring.report import MonitoringResult, monitoring_report, run_monitoring
+from loyalty_ml.monitoring.scoring import scoring_report
 
 __all__ = [
     "MonitoringConfig",
@@ -27,4 +28,5 @@ __all__ = [
     "psi_edges",
     "run_monitoring",
     "score_shift",
+    "scoring_report",
 ]

@@ -14,6 +14,15 @@ def _is_categorical(values: pd.Series) -> bool:
     return not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values))
 
 
+def _as_numeric_time(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = values.dt.tz_localize(None) if values.dt.tz is not None else values
+        return (stamps - pd.Timestamp(0)).dt.total_seconds()
+    if pd.api.types.is_timedelta64_dtype(values):
+        return values.dt.total_seconds()
+    return values
+
+
 def _psi_from_shares(ref: np.ndarray, cur: np.ndarray) -> float:
     ref = np.clip(ref, _EPS, None)
     cur = np.clip(cur, _EPS, None)
@@ -60,15 +69,18 @@ def psi(
     cur = pd.Series(current)
     if ref.empty or cur.empty:
         return float("nan")
+    # Timestamps drift as numbers (seconds), not as thousands of one-off categories.
+    ref, cur = _as_numeric_time(ref), _as_numeric_time(cur)
     if _is_categorical(ref) or _is_categorical(cur):
-        r, c = ref.astype("object"), cur.astype("object")
-        levels = r.dropna().value_counts().index[:max_categories]
+        # Strings throughout (missing marked first) so levels compare by text, never by dtype.
+        r = pd.Series(np.where(ref.isna(), "__missing__", ref.astype(str)))
+        c = pd.Series(np.where(cur.isna(), "__missing__", cur.astype(str)))
+        levels = [v for v in r.value_counts().index if v != "__missing__"][:max_categories]
 
         def shares(s: pd.Series) -> np.ndarray:
-            known = s.where(s.isin(levels) | s.isna(), "__other__")
-            counts = known.fillna("__missing__").value_counts()
+            known = s.where(s.isin(levels) | (s == "__missing__"), "__other__")
             keys = [*levels, "__other__", "__missing__"]
-            return counts.reindex(keys, fill_value=0).to_numpy(float) / len(s)
+            return known.value_counts().reindex(keys, fill_value=0).to_numpy(float) / len(s)
 
         return _psi_from_shares(shares(r), shares(c))
     r = ref.to_numpy(dtype=float)
