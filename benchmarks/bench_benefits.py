@@ -320,6 +320,10 @@ def bench_simulator(members: int, seed: int, cfg: Any) -> dict[str, Any]:
 
     index = {a: i for i, a in enumerate(arms)}
     learned = m.assign(feats, states, at=start, policy=policy)["benefit_id"].map(index).to_numpy()
+    from loyalty_ml.benefits.decision import DecisionParams
+
+    ok = elig.copy()
+    greedy = m.choose_arms(ids, _greedy_net(m, feats), ok, None, DecisionParams(1.0, 0.0, 0))
     oracle = np.where(tn.max(axis=1) > 0, tn.argmax(axis=1), 0)
     singles = {a: value(np.where(elig[:, j], j, 0)) for j, a in enumerate(arms) if j}
     best_single = max(singles.values())
@@ -336,6 +340,10 @@ def bench_simulator(members: int, seed: int, cfg: Any) -> dict[str, Any]:
         "oracle": value(oracle),
         "best_single": best_single,
         "best_single_arm": max(singles, key=singles.get),  # type: ignore[arg-type]
+        "decision": f"shrinkage {m.decision.shrinkage}, margin {m.decision.switch_margin:.3g}, "
+        f"default {arms[m.decision.default_arm]}",
+        "learned_greedy": value(greedy),
+        "learned_cost": float(cost[learned].sum()),
         "share_given": float(given.mean()),
         "share_given_negative_true_net": neg_share,
         "oracle_share_negative_available": float((tn[:, 1:] < 0).any(axis=1).mean()),
