@@ -110,13 +110,9 @@ def _calibration_plot(table: pd.DataFrame) -> str:
 def _campaign_plot(table: pd.DataFrame) -> str:
     fig, ax = _figure()
     x = np.arange(len(table))
-    err = [
-        table["realised_uplift"] - table["ci_low"],
-        table["ci_high"] - table["realised_uplift"],
-    ]
-    ax.errorbar(
-        x, table["realised_uplift"], yerr=err, fmt="o", capsize=3, label="realised (95% CI)"
-    )
+    mid = table["realised_uplift"].to_numpy()
+    err = np.vstack([mid - table["ci_low"].to_numpy(), table["ci_high"].to_numpy() - mid])
+    ax.errorbar(x, mid, yerr=err, fmt="o", capsize=3, label="realised (95% CI)")
     ax.scatter(x, table["expected_uplift"].to_numpy(), marker="x", c="#c0392b", label="expected")
     ax.axhline(0, c="grey", lw=1)
     ax.set_xticks(x, table["campaign"].astype(str), rotation=20)
