@@ -168,7 +168,10 @@ def test_list_is_ranked_and_cut_before_holdout_and_budget() -> None:
     assert len(members) == limit  # `none` (value 1 > 0) keeps unfunded treated members listed
     # ranking: exactly the top `limit` candidates by the recall's value, in that order
     top = [ids[i] for i in np.argsort(-values, kind="stable")[:limit]]
-    assert [m["member_id"] for m in members] == top
+    assert {m["member_id"] for m in members} == set(top)
+    # order: by the value of the option each member gets, ties in ranking order
+    got = [(-m["expected_net_value"], top.index(m["member_id"])) for m in members]
+    assert got == sorted(got)
     # holdout: a share of the list within binomial tolerance (3.5 sd)
     held = sum(m["holdout"] for m in members)
     sd = (limit * share * (1 - share)) ** 0.5

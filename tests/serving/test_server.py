@@ -35,7 +35,7 @@ def free_port() -> int:
 
 @contextmanager
 def server(
-    home: Path, engine: str, extra_env: dict[str, str] | None = None
+    home: Path, engine: str, extra_env: dict[str, str] | None = None, ready_timeout: float = 150
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     port = free_port()
     env = {
@@ -47,6 +47,8 @@ def server(
         **(extra_env or {}),
     }
     env.pop("LOYALTY_API_KEYS", None)
+    if not env["LOYALTY_SERVING_BACKEND"]:  # "" → the real ChampionBackend
+        env.pop("LOYALTY_SERVING_BACKEND")
     log = open(home / f"server-{engine}-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [LOYALTY, "serve", "--port", str(port), "--workers", "1", "--engine", engine],
@@ -58,7 +60,7 @@ def server(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 150  # BentoML start under a loaded shared machine
+        deadline = time.monotonic() + ready_timeout  # BentoML start under a loaded machine
         while True:
             try:
                 if httpx.get(base + "/readyz", timeout=1).status_code == 200:

@@ -10,8 +10,8 @@ option) → contact policy (``contact_cap`` incl. quiet periods, ``suppressed``,
 ranking by the recall's expected net value (each member's best eligible option) → ``limit`` →
 holdout (a random share of the list, decided per campaign and member, is kept as ``none``) →
 budget among the treated (``budget``: a treated member whose positive option is left unfunded is
-dropped). The list keeps the ranking order; each member's ``expected_net_value`` is that of the
-option they get (0 for ``none``). Treated members are logged with propensity ``1 - holdout_share``, holdout members with
+dropped). The returned list is ordered by the value of the option each member gets (0 for the
+holdout's ``none``), ties in ranking order. Treated members are logged with propensity ``1 - holdout_share``, holdout members with
 ``holdout_share``, so the offers export supports inverse-propensity estimates.
 """
 
@@ -209,7 +209,7 @@ def build_at_risk(
     final = (
         ranked.drop(columns=["benefit_id", "expected_net_value", "cost"])
         .merge(choice, on="member_id", how="inner", validate="one_to_one")
-        .sort_values("rank", kind="stable")
+        .sort_values(["expected_net_value", "rank"], ascending=[False, True], kind="stable")
     )
 
     members: list[dict[str, Any]] = []

@@ -149,6 +149,7 @@ def recommend(
     context: str,
     cart: list[str] | None,
     product_id: str | None,
+    tier_lookup: Any = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """``(items, fallback)``; items carry product_id, score, reason, points_to_earn.
 
@@ -164,6 +165,8 @@ def recommend(
             features, degraded = pd.DataFrame(), True
         if member_id in features.index and "tier" in features.columns:
             tier = features.loc[member_id, "tier"]
+    if tier is None and tier_lookup is not None:
+        tier = tier_lookup(member_id)
     result = recommender.recommend(
         member_id,
         n,
@@ -196,15 +199,64 @@ def churn_rows(churn: Any, features: pd.DataFrame, top_k: int = 3) -> list[dict[
     return out
 
 
-def benefit_rows(benefits: Any, features: pd.DataFrame, budget: float | None) -> pd.DataFrame:
-    """Options per member: benefit_id, eligible, expected_uplift, expected_net_value, cost, reason."""
-    options = benefits.score(features.reset_index(drop=True))
+def benefit_rows(
+    benefits: Any,
+    features: pd.DataFrame,
+    budget: float | None,
+    states: pd.DataFrame | None = None,
+    at: Any = None,
+    policy: Any = None,
+) -> pd.DataFrame:
+    """Options per member: benefit_id, eligible, expected_uplift, expected_net_value, cost, reason.
+
+    With ``states`` (the policy replay's per-member state) eligibility comes from the policy
+    engine at ``at``; without, every arm counts as eligible."""
+    frame = features.reset_index(drop=True)
+    if states is None:
+        options = benefits.score(frame)
+    else:
+        options = benefits.score(frame, states.reset_index(drop=True), at=at, policy=policy)
     options["reason"] = options["reason"].fillna("eligible").astype(str)
     if budget is not None:
         over = options["cost"] > budget
         options.loc[over & options["eligible"], "reason"] = "over_budget"
         options.loc[over, "eligible"] = False
     return options
+
+
+def online_has(online: Any, churn: Any) -> bool:
+    """Whether the online reader carries every feature the churn model was trained on."""
+    names = getattr(getattr(online, "reader", None), "feature_names", None)
+    needed = getattr(churn, "feature_names", None)
+    return bool(names) and bool(needed) and set(needed) <= set(names)
+
+
+def snapshot_candidates(
+    churn: Any,
+    snapshot: Any,
+    reach: int,
+    min_probability: float | None = None,
+    value_segments: list[str] | tuple[str, ...] | None = None,
+    top_k: int = 3,
+) -> pd.DataFrame:
+    """The at-risk population from the batch snapshot: members passing the request's filters,
+    by value at risk, the first ``reach`` of them with reason codes (SHAP costs ~2k rows/s)."""
+    scores = snapshot.scores
+    if min_probability is not None:
+        scores = scores[scores["churn_probability"] >= min_probability]
+    if value_segments:
+        scores = scores[scores["value_segment"].astype(str).isin(list(value_segments))]
+    scores = scores.head(reach).reset_index(drop=True)
+    features = snapshot.churn_features.loc[scores["member_id"].tolist()].reset_index(drop=True)
+    reasons = churn.reasons(features, top_k=top_k) if len(features) else []
+    scores = scores.assign(
+        reasons=[
+            [{"code": str(r["code"]), "weight": float(r["weight"])} for r in why] for why in reasons
+        ],
+        risk_band=scores["risk_band"].astype(str),
+        value_segment=scores["value_segment"].astype(str),
+    )
+    return scores
 
 
 def score_population(churn: Any, online: Any) -> pd.DataFrame:

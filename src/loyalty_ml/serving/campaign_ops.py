@@ -58,11 +58,16 @@ def at_risk_sync(
             existing = log.get_campaign(request.campaign_id)
         except CampaignNotFound:
             existing = None
-        if (
-            existing is not None
-            and existing.body_hash == body_hash(request.body())
-            and existing.status != "cancelled"
-        ):
+        if existing is not None:  # replay or conflict at once, before any scoring
+            if existing.body_hash != body_hash(request.body()):
+                raise CampaignConflict(
+                    f"campaign {request.campaign_id!r} exists with a different request body",
+                    code="campaign_body_mismatch",
+                )
+            if existing.status == "cancelled":
+                raise CampaignConflict(
+                    f"campaign {request.campaign_id!r} was cancelled", code="campaign_cancelled"
+                )
             return to_response(replace(existing, replayed=True))
         population = scored()
         result = create_at_risk_campaign(log, request, population, options(population), policy)

@@ -39,6 +39,7 @@ from loyalty_ml.serving.schemas import (
     RecommendResponse,
     ReloadResponse,
 )
+from loyalty_ml.serving.snapshot import BatchSnapshot, SnapshotUnavailable, load_snapshot
 
 log = logging.getLogger(__name__)
 DATASET_ENV = "LOYALTY_DATASET"
@@ -55,12 +56,15 @@ class _State:
     online: Any = None
     policy_config: Any = None
     messages: dict[str, str] = field(default_factory=dict)
+    snapshot: BatchSnapshot | None = None
+    churn_online: bool = False  # the online store carries every churn model feature
+    dataset: str = ""
 
 
 def _try(messages: dict[str, str], name: str, fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
-    except AdapterMissing as exc:
+    except (AdapterMissing, SnapshotUnavailable) as exc:
         messages[name] = str(exc)
     except Exception as exc:  # a broken component must not stop the others
         messages[name] = f"{type(exc).__name__} while loading: {exc}"
@@ -71,7 +75,8 @@ def _try(messages: dict[str, str], name: str, fn: Any, *args: Any) -> Any:
 class ChampionBackend:
     def __init__(self, config: ServingConfig, dataset: str | None = None) -> None:
         self.config = config
-        self.dataset = dataset or os.environ.get(DATASET_ENV, "demo")
+        self._dataset_override = dataset
+        self.dataset = self._dataset_name(None)
         self._state = _State(messages={"models": "not loaded yet"})
         self._reload_task: asyncio.Task[None] | None = None
         self._log: ContactLog | None = None
@@ -79,14 +84,55 @@ class ChampionBackend:
         self._log_attempt = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
+    def _dataset_name(self, manifest: dict[str, Any] | None) -> str:
+        """Explicit argument, else ``LOYALTY_DATASET``, else the last pipeline's, else demo."""
+        return (
+            self._dataset_override
+            or os.environ.get(DATASET_ENV)
+            or (manifest or {}).get("dataset")
+            or "demo"
+        )
+
     def _load(self, generation: int) -> _State:
+        from loyalty_ml.pipeline import read_manifest
+
         messages: dict[str, str] = {}
-        churn = _try(messages, "churn_model", adapters.load_churn, self.dataset)
-        recs = _try(messages, "recs_model", adapters.load_recommender, self.dataset)
-        benefits = _try(messages, "benefit_model", adapters.load_benefits, self.dataset)
+        manifest = _try(messages, "batch_snapshot", read_manifest)
+        self.dataset = dataset = self._dataset_name(manifest)
+        churn = _try(messages, "churn_model", adapters.load_churn, dataset)
+        recs = _try(messages, "recs_model", adapters.load_recommender, dataset)
+        benefits = _try(messages, "benefit_model", adapters.load_benefits, dataset)
         online = _try(messages, "online_store", adapters.open_online_store)
         policy_config = _try(messages, "policy", policy_adapter.load_policy_config)
-        return _State(generation, churn, recs, benefits, online, policy_config, messages)
+        churn_online = churn is not None and adapters.online_has(online, churn.obj)
+        snapshot = None
+        if churn is not None and (manifest is None or manifest.get("dataset") in (None, dataset)):
+            snapshot = _try(
+                messages,
+                "batch_snapshot",
+                load_snapshot,
+                manifest,
+                churn.obj,
+                benefits.obj if benefits else None,
+                policy_config,
+                self.config.snapshot.max_members,
+            )
+        elif churn is not None:
+            messages["batch_snapshot"] = (
+                f"the last pipeline ran on {manifest.get('dataset')!r}, not {dataset!r}"
+            )
+        return _State(
+            generation,
+            churn,
+            recs,
+            benefits,
+            online,
+            policy_config,
+            messages,
+            snapshot,
+            churn_online,
+            dataset,
+        )
 
     async def start(self) -> None:
         self._state = await asyncio.to_thread(self._load, 1)
@@ -116,6 +162,14 @@ class ChampionBackend:
         if value is None:
             raise NotReady(state.messages.get(name, f"{name} is not loaded"))
         return value
+
+    async def _churn_features(self, state: _State, member_ids: list[str]) -> pd.DataFrame:
+        """The churn model's inputs: online when the store carries them all, else the snapshot."""
+        if not state.churn_online:
+            snap = self._need(state, "batch_snapshot", state.snapshot)
+            frame = snap.churn_features
+            return frame.loc[[m for m in dict.fromkeys(member_ids) if m in frame.index]]
+        return await self._features(state, member_ids)
 
     async def _features(self, state: _State, member_ids: list[str]) -> pd.DataFrame:
         online = self._need(state, "online_store", state.online)
@@ -162,6 +216,7 @@ class ChampionBackend:
             request.context,
             request.cart,
             request.product_id,
+            state.snapshot.tier if state.snapshot is not None else None,
         )
         return RecommendResponse(
             member_id=request.member_id,
@@ -179,8 +234,8 @@ class ChampionBackend:
     async def churn_score(self, member_ids: list[str]) -> ChurnScoreResponse:
         state = self._state
         churn = self._need(state, "churn_model", state.churn)
-        features = await self._features(state, member_ids)
-        known = [m for m in member_ids if m in features.index]
+        features = await self._churn_features(state, member_ids)
+        known = [m for m in dict.fromkeys(member_ids) if m in features.index]
         rows = adapters.churn_rows(churn.obj, features.loc[known]) if known else []
         return ChurnScoreResponse(
             scores=[ChurnScore.model_validate(r) for r in rows],
@@ -191,11 +246,19 @@ class ChampionBackend:
     async def benefits(self, member_id: str, budget: float | None) -> BenefitsResponse:
         state = self._state
         matcher = self._need(state, "benefit_model", state.benefits)
-        features = await self._features(state, [member_id])
-        if member_id not in features.index:
+        snap = self._need(state, "batch_snapshot", state.snapshot)
+        features = snap.benefit_features
+        if features is None or member_id not in features.index:
             raise UnknownMember(f"unknown member {member_id!r}")
-        options = adapters.benefit_rows(matcher.obj, features.loc[[member_id]], budget)
-        ranked = options.sort_values("expected_net_value", ascending=False)
+        options = adapters.benefit_rows(
+            matcher.obj,
+            features.loc[[member_id]],
+            budget,
+            *self._states(snap, [member_id], state.policy_config),
+        )
+        ranked = options.sort_values(
+            ["eligible", "expected_net_value"], ascending=[False, False], kind="stable"
+        )
         return BenefitsResponse(
             member_id=member_id,
             benefits=[
@@ -209,14 +272,51 @@ class ChampionBackend:
         state = self._state
         churn = self._need(state, "churn_model", state.churn)
         matcher = self._need(state, "benefit_model", state.benefits)
-        online = self._need(state, "online_store", state.online)
+        snap = state.snapshot
+        if snap is None:  # no batch snapshot: the online store must list and carry everything
+            online = self._need(state, "online_store", state.online)
+            if not state.churn_online:
+                self._need(state, "batch_snapshot", None)
+            return await campaign_ops.at_risk(
+                await self._contact_log(),
+                request,
+                self._campaign_policy(state),
+                scored=lambda: adapters.score_population(churn.obj, online),
+                options=lambda scored: adapters.population_options(matcher.obj, online, scored),
+            )
+        cfg = self.config.snapshot
+        reach = max(request.limit * cfg.reason_candidates_per_slot, cfg.min_reason_candidates)
+
+        def scored() -> pd.DataFrame:
+            return adapters.snapshot_candidates(
+                churn.obj, snap, reach, request.min_probability, request.value_segments
+            )
+
+        def options(population: pd.DataFrame) -> pd.DataFrame:
+            ids = population["member_id"].astype(str).tolist()
+            features = snap.benefit_features
+            if features is None:
+                raise NotReady("the batch snapshot has no benefit features")
+            ids = [m for m in ids if m in features.index]
+            return adapters.benefit_rows(
+                matcher.obj,
+                features.loc[ids],
+                None,
+                *self._states(snap, ids, state.policy_config),
+            )
+
         return await campaign_ops.at_risk(
-            await self._contact_log(),
-            request,
-            self._campaign_policy(state),
-            scored=lambda: adapters.score_population(churn.obj, online),
-            options=lambda scored: adapters.population_options(matcher.obj, online, scored),
+            await self._contact_log(), request, self._campaign_policy(state), scored, options
         )
+
+    @staticmethod
+    def _states(
+        snap: BatchSnapshot, member_ids: list[str], policy_config: Any
+    ) -> tuple[pd.DataFrame | None, Any, Any]:
+        if snap.states is None or policy_config is None:
+            return None, None, None
+        states = snap.states.loc[[m for m in member_ids if m in snap.states.index]]
+        return states, snap.as_of, policy_config
 
     async def cancel_campaign(self, campaign_id: str) -> CancelResponse:
         return await campaign_ops.cancel(await self._contact_log(), campaign_id)
@@ -234,6 +334,13 @@ class ChampionBackend:
                 version=loaded.version if loaded else None,
                 message=state.messages.get(name, "ok" if loaded else "not loaded"),
             )
+        snap = state.snapshot
+        components["batch_snapshot"] = ComponentStatus(
+            ready=snap is not None,
+            required=state.churn is not None and not state.churn_online,
+            version=f"{snap.dataset}@{snap.as_of.isoformat()}" if snap else None,
+            message=snap.describe() if snap else state.messages.get("batch_snapshot", "not loaded"),
+        )
         components["online_store"] = await self._probe(
             "online_store", state, lambda: state.online.ping() if state.online else None
         )

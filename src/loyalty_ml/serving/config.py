@@ -90,6 +90,12 @@ class CampaignConfig(_Strict):
     postgres_schema: str = Field("loyalty", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+class SnapshotConfig(_Strict):
+    max_members: int = Field(2_000_000, ge=1)
+    reason_candidates_per_slot: int = Field(10, ge=1)
+    min_reason_candidates: int = Field(2000, ge=1)
+
+
 class RuntimeConfig(_Strict):
     gc_freeze: bool = True
 
@@ -101,6 +107,7 @@ class ServingConfig(_Strict):
     fallback: FallbackConfig = Field(default_factory=FallbackConfig)
     campaigns: CampaignConfig = Field(default_factory=CampaignConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
 
 
 def read_serving_config(path: Path) -> ServingConfig:
