@@ -266,6 +266,45 @@ def speed(quick: bool) -> dict[str, Any]:
     return res
 
 
+def latency(members: int, items: int) -> dict[str, Any]:
+    """Serving compute on a large catalogue and batch throughput (light training settings)."""
+    import scipy.sparse as sp
+
+    from loyalty_ml.recs.config import load_recs_config
+    from loyalty_ml.recs.evaluation import Split
+    from loyalty_ml.recs.serving import build_recommender
+    from loyalty_ml.recs.tuning import fit_blend
+
+    config = load_recs_config().model_copy(update={"threads": 2})
+    config = config.model_copy(
+        update={
+            "als": config.als.model_copy(update={"factors": 16, "iterations": 3}),
+            "bpr": config.bpr.model_copy(update={"factors": 16, "iterations": 10}),
+            "serving": config.serving.model_copy(update={"similar_sources": ["item_knn"]}),
+        }
+    )
+    t: dict[str, float] = {}
+    inter = synthetic(members, items, 25, seed=1)
+    split = Split(inter, sp.csr_matrix(inter.user_items.shape, dtype=np.float32))
+    with timed("fit", t):
+        blend = fit_blend(config, split)
+    with timed("build", t):
+        rec = build_recommender(blend, inter, config)
+    del blend
+    gc.collect()
+    res: dict[str, Any] = {"members": members, "items": items, "interactions": members * 25}
+    res["latency"] = _latency(rec, inter.user_ids)
+    with timed("batch_top20", t):
+        frame = rec.recommend_batch(inter.user_ids, 20, "home")
+    res["batch_rows"] = len(frame)
+    res["batch_members_per_s"] = members / t["batch_top20"]
+    res["seconds"] = t
+    res["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(res, indent=1))
+    save("recs_latency", res)
+    return res
+
+
 def _latency(rec, member_ids, n: int = 2000) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     sample = rng.choice(member_ids, size=min(n, len(member_ids)), replace=False)
@@ -307,6 +346,10 @@ def main(argv: list[str]) -> None:
         results["simulator"] = simulator(trials, int(_arg(argv, "members", "20000")))
     if "speed" in parts:
         results["speed"] = speed(quick)
+    if "latency" in parts:
+        results["latency"] = latency(
+            int(_arg(argv, "members", "10000")), int(_arg(argv, "items", "100000"))
+        )
     write_markdown()
 
 
@@ -394,6 +437,25 @@ def write_markdown(path: Path = Path(__file__).resolve().parent / "results" / "r
             "load), 2,000 members sampled:",
             "",
             markdown_table(lat_rows),
+            "",
+        ]
+    lt = _load("recs_latency")
+    if lt:
+        rows = [
+            {"context": c, "p50 ms": v["p50"], "p99 ms": v["p99"], "max ms": v["max"]}
+            for c, v in lt["latency"].items()
+        ]
+        lines += [
+            f"## Serving compute, {lt['items']:,}-item catalogue",
+            "",
+            f"Synthetic: {lt['members']:,} members, {lt['items']:,} items, {lt['interactions']:,} "
+            "interactions (light ALS/BPR: 16 factors, 3/10 iterations; `similar` from item-kNN). "
+            "One member per request, n=10, in-process, `gc.freeze()` after load, 2,000 members "
+            f"sampled. Fit {lt['seconds']['fit']:.0f} s, build {lt['seconds']['build']:.0f} s; "
+            f"batch top-20 for all members {lt['seconds']['batch_top20']:.1f} s "
+            f"({lt['batch_members_per_s']:.0f} members/s). Peak RSS {lt['peak_rss_mb']:.0f} MB.",
+            "",
+            markdown_table(rows),
             "",
         ]
     path.parent.mkdir(parents=True, exist_ok=True)
