@@ -439,6 +439,20 @@ def write_markdown(path: Path = Path(__file__).resolve().parent / "results" / "r
             markdown_table(lat_rows),
             "",
         ]
+    if not p:
+        lines += [
+            "## Training on 5M interactions (200k members x 20k items) — partial run",
+            "",
+            "`--part=speed` on 2026-11-25 with the machine shared by eight jobs (load average "
+            "10-15 on 2 cores) and the pre-tuning defaults (transitions window 3, ALS 64 factors "
+            "x 15 iterations): fit popularity 0.1 s, repeat 0.3 s, item-kNN 56.6 s, transitions "
+            "58.4 s, ALS 284.9 s (19 s per iteration; the field notes measured 1.2 s per "
+            "iteration on an idle machine, i.e. ~18 s). The run was stopped before the blend, "
+            "bundle build and 200k-member batch to leave the CPU to the Beauty run: the 60 s "
+            "training bar is **not demonstrated** here; re-run `python -m benchmarks recs "
+            "--part=speed` on an idle machine.",
+            "",
+        ]
     lt = _load("recs_latency")
     if lt:
         rows = [
