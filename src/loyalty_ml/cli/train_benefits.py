@@ -44,8 +44,6 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Train the benefit matcher on DATA's offers log as of --as-of."""
-        from rich.table import Table
-
         from loyalty_ml.benefits.config import load_benefits_config
         from loyalty_ml.benefits.train import train_benefits
         from loyalty_ml.contract.io import load_dataset
@@ -69,34 +67,16 @@ def register(app: typer.Typer) -> None:
         )
         costs = ", ".join(f"{a} {c:g} ({result.cost_sources[a]})" for a, c in result.costs.items())
         out.print(f"costs per offer: {costs}")
-        lt = Table(title="learners on the validation slice (greedy policy value, Qini per benefit)")
-        for col in result.learner_table.columns:
-            lt.add_column(str(col))
-        for row in result.learner_table.itertuples(index=False):
-            lt.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
-        out.print(lt)
-        table = Table(
-            title=f"policy value on the held-out slice ({result.objective}, per member, 95% CI); "
-            f"differences paired vs {result.evaluation.attrs.get('reference')}"
+        # Plain text tables: readable in logs and CI (rich tables truncate at 80 columns).
+        typer.echo("learners on the validation slice (greedy policy value, Qini per benefit):")
+        typer.echo(result.learner_table.round(4).to_string(index=False))
+        cols = ["policy", "ips", "ips_lo", "ips_hi", "snips", "dr", "dr_lo", "dr_hi"]
+        cols += [c for c in ("dr_diff", "dr_diff_lo", "dr_diff_hi") if c in result.evaluation]
+        typer.echo(
+            f"policy value on the held-out slice ({result.objective}, per member, 95% CI); "
+            f"differences paired vs {result.evaluation.attrs.get('reference')}:"
         )
-        cols = [
-            "policy",
-            "ips",
-            "ips_lo",
-            "ips_hi",
-            "snips",
-            "dr",
-            "dr_lo",
-            "dr_hi",
-            "dr_diff",
-            "dr_diff_lo",
-            "dr_diff_hi",
-        ]
-        for col in cols:
-            table.add_column(col)
-        for row in result.evaluation[cols].itertuples(index=False):
-            table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
-        out.print(table)
+        typer.echo(result.evaluation[cols].round(4).to_string(index=False))
         d = result.matcher.decision
         out.print(
             f"learner {result.learner}; decision: shrinkage {d.shrinkage}, switch margin "
