@@ -108,3 +108,21 @@ def test_tiny_churn_experiment_end_to_end(loyalty_home: Path) -> None:
 def test_compare_without_run_says_what_to_do(loyalty_home: Path) -> None:
     with pytest.raises(LoyaltyError, match="loyalty experiment run churn-horizon"):
         compare_experiment("churn-horizon")
+
+
+def test_churn_family_ablation_provider_is_restricted_and_cached() -> None:
+    import loyalty_ml.churn.job as job
+    from loyalty_ml.experiments.runner import _churn_provider
+    from loyalty_ml.simulate import load_config, simulate
+
+    dataset, _ = simulate(load_config(members=300, days=120, seed=3))
+    original = job.resolve_provider
+    cache: dict = {}
+    t = dataset.latest_timestamp()
+    with _churn_provider("auto", ["rfm"], cache):
+        label, provider = job.resolve_provider("auto")
+        assert label == "pipeline-rfm"
+        first = provider(dataset.as_of(t), t)
+        provider(dataset.as_of(t), t)
+    assert job.resolve_provider is original and len(cache) == 1
+    assert not [c for c in first.columns if c.startswith(("engagement__", "service__"))]

@@ -67,15 +67,18 @@ def _churn_provider(
     from loyalty_ml.timeutil import to_utc
 
     original = job.resolve_provider
+    base: Any
     if families:
         from loyalty_ml.features.pipeline import build_member_features
 
         label = "pipeline-" + "+".join(families)
 
-        def base(dataset: Any, as_of: pd.Timestamp) -> pd.DataFrame:
+        def _restricted(dataset: Any, as_of: pd.Timestamp) -> pd.DataFrame:
             frame = build_member_features(dataset, to_utc(as_of), families=list(families)).copy()
             frame["member_id"] = frame["member_id"].astype("string")
             return frame.merge(bgnbd_features(dataset, as_of), on="member_id", how="left")
+
+        base = _restricted
     else:
         label, base = original(provider_name)
 
@@ -124,16 +127,16 @@ def _train_once(
         from loyalty_ml.recs.train import train_recs
 
         cfg = _dotted(load_recs_config(), config_overrides)
-        res = train_recs(dataset, as_of, cfg, spec.trials or None, track=False, register=False)
-        return {"__methods__": res.metrics}
+        recs = train_recs(dataset, as_of, cfg, spec.trials or None, track=False, register=False)
+        return {"__methods__": recs.metrics}
     from loyalty_ml.benefits.config import load_benefits_config
     from loyalty_ml.benefits.train import train_benefits
 
     cfg = _dotted(load_benefits_config(), config_overrides)
-    res = train_benefits(
+    benefits = train_benefits(
         dataset, as_of, cfg, None, spec.trials or None, track=False, register=False
     )
-    return dict(res.metrics)
+    return dict(benefits.metrics)
 
 
 def _variant_metrics(
