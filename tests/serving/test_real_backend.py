@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,8 +40,19 @@ def pipeline_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("real")
     home = root / "home"
     home.mkdir()
+    # A tiny shop logs fewer offers per benefit than the production floor (200): lower it so the
+    # benefit model trains (the only change to the shipped configuration).
+    config = root / "config"
+    shutil.copytree(REPO / "config", config)
+    benefits = config / "benefits.yaml"
+    text = benefits.read_text()
+    assert "min_observations_per_arm: 200" in text
+    benefits.write_text(
+        text.replace("min_observations_per_arm: 200", "min_observations_per_arm: 40")
+    )
     env = {
         **os.environ,
+        "LOYALTY_CONFIG_DIR": str(config),
         "LOYALTY_HOME": str(home),
         "LOYALTY_PROFILE": "local",
         "OPENBLAS_NUM_THREADS": "1",
@@ -66,7 +78,11 @@ def test_real_backend_every_endpoint(pipeline_home: Path) -> None:
         json.loads((home / "pipeline.json").read_text())["data_dir"] + "/members.parquet"
     )
     member = str(members["member_id"].iloc[0])
-    env = {"LOYALTY_SERVING_BACKEND": "", "OPENBLAS_NUM_THREADS": "1"}
+    env = {
+        "LOYALTY_SERVING_BACKEND": "",
+        "OPENBLAS_NUM_THREADS": "1",
+        "LOYALTY_CONFIG_DIR": str(home.parent / "config"),
+    }
     with server(home, "uvicorn", extra_env=env, ready_timeout=600) as (base, _):
         keys = json.loads((home / "api_keys.json").read_text())
         sf = {"x-api-key": keys["storefront"]}
