@@ -189,3 +189,15 @@ def test_serving_matches_offline_blend(shop_recommender, shop, rec):
         served = rec.recommend(m, 5, "home", with_points=False).product_ids
         overlap.append(len(set(inter.item_ids[ids[0]]) & set(served)) / 5)
     assert np.mean(overlap) >= 0.8
+
+
+def test_similar_from_sparse_sources_only(shop, shop_config, tmp_path):
+    from loyalty_ml.recs.train import train_recs
+
+    cfg = shop_config.model_copy(
+        update={"serving": shop_config.serving.model_copy(update={"similar_sources": ["item_knn"]})}
+    )
+    rec = train_recs(shop, None, cfg, trials=0, track=False, out_dir=tmp_path).recommender
+    res = rec.recommend("m3", 5, "similar", product_id="skin1", now=NOW)
+    assert "skin1" not in res.product_ids and len(set(res.product_ids)) == len(res.items) == 5
+    assert res.fallback is None

@@ -910,7 +910,19 @@ def build_recommender(
             total += max(w.get(name, 0.0), 0.1) * part / peak
         return total
 
-    similar = _top_rows(sim_fn, n_items, n_items, sc.candidates_per_item, exclude_self=True)
+    if all(isinstance(blend.components[n], _ItemItemModel) for n in sim_parts):
+        # sparse sources only: combine the neighbour lists directly (no items x items pass)
+        sim = sp.csr_matrix((n_items, n_items), dtype=np.float32)
+        for name in sim_parts:
+            sim = sim + max(w.get(name, 0.0), 0.1) * _row_max_scaled(
+                blend.components[name].similarity
+            )
+        sim = sp.csr_matrix(sim)
+        sim.setdiag(0)
+        sim.eliminate_zeros()
+        similar = _top_per_row(sim, sc.candidates_per_item)
+    else:
+        similar = _top_rows(sim_fn, n_items, n_items, sc.candidates_per_item, exclude_self=True)
     state.update(_Rows.from_csr(similar).state("similar"))
 
     # Member top lists of factor models.
