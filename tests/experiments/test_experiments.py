@@ -126,3 +126,28 @@ def test_churn_family_ablation_provider_is_restricted_and_cached() -> None:
         provider(dataset.as_of(t), t)
     assert job.resolve_provider is original and len(cache) == 1
     assert not [c for c in first.columns if c.startswith(("engagement__", "service__"))]
+
+
+@pytest.mark.slow  # MLflow's SQLite store setup dominates
+def test_tracked_run_logs_parent_and_children(loyalty_home: Path) -> None:
+    import mlflow
+
+    from loyalty_ml.simulate import load_config, simulate
+
+    dataset, _ = simulate(load_config(members=500, days=200, seed=1))
+    spec = ExperimentSpec(
+        name="trk",
+        job="churn",
+        folds=2,
+        base={"provider": "builtin", "snapshots.n_train": 2, "lightgbm.num_boost_round": 30},
+        variants=[
+            {"name": "h30", "overrides": {"label.horizon_days": 30}},
+            {"name": "h60", "overrides": {"label.horizon_days": 60}},
+        ],
+    )
+    result = run_experiment(spec, dataset=dataset, track=True)
+    runs = mlflow.search_runs(experiment_names=["exp-trk"])
+    assert result.run_id in set(runs["run_id"]) and len(runs) == 3
+    children = runs[runs["tags.mlflow.parentRunId"] == result.run_id]
+    assert set(children["tags.variant"]) == {"h30", "h60"}
+    assert children["metrics.auc_mean"].notna().all()
