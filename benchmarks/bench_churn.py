@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +267,16 @@ def bench_sim(report: list[str], payload: dict[str, Any], members: int) -> None:
     ]
 
 
+@contextmanager
+def cpu_timed(label: str, sink: dict[str, float]) -> Iterator[None]:
+    """Wall seconds under ``label`` and process CPU seconds (all threads) under ``label_cpu``:
+    on a machine shared with other jobs the CPU time is the reproducible number."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    sink[label] = time.perf_counter() - wall
+    sink[f"{label}_cpu"] = time.process_time() - cpu
+
+
 def bench_speed(report: list[str], payload: dict[str, Any], n_rows: int) -> None:
     """Synthetic member snapshots (40 numeric features with churn signal) — the model's cost does
     not depend on where the features came from."""
@@ -293,7 +305,7 @@ def bench_speed(report: list[str], payload: dict[str, Any], n_rows: int) -> None
     t: dict[str, float] = {}
     params = {"objective": "binary", **cfg.lightgbm}
     params.pop("early_stopping_rounds", None)
-    with timed("train_1m", t):
+    with cpu_timed("train_1m", t):
         booster = train_booster(X, y, params)
     codes = shared_reason_codes()
     model = ChurnModel(
@@ -314,10 +326,10 @@ def bench_speed(report: list[str], payload: dict[str, Any], n_rows: int) -> None
         value__past_spend_365d=rng.gamma(1.0, 200.0, n_rows),
     )
     del X
-    with timed("score_1m", t):
+    with cpu_timed("score_1m", t):
         scored = model.score_frame(frame)
     top = scored["value_at_risk"].to_numpy().argsort()[::-1][:50_000]
-    with timed("reasons_50k", t):
+    with cpu_timed("reasons_50k", t):
         model.reasons(frame.iloc[top])
     rss = peak_rss_mb()
     payload["speed"] = {**t, "rows": n_rows, "features": len(names), "peak_rss_mb": rss}
@@ -331,17 +343,20 @@ def bench_speed(report: list[str], payload: dict[str, Any], n_rows: int) -> None
             [
                 {
                     "step": "train, no tuning, 1M snapshots",
-                    "seconds": t["train_1m"],
+                    "wall_s": t["train_1m"],
+                    "cpu_s": t["train_1m_cpu"],
                     "bar": "≤ 60 s",
                 },
                 {
                     "step": "batch score 1M (probability, band, value, segment)",
-                    "seconds": t["score_1m"],
+                    "wall_s": t["score_1m"],
+                    "cpu_s": t["score_1m_cpu"],
                     "bar": "≤ 60 s",
                 },
                 {
                     "step": "reason codes (pred_contrib), top 50k at risk",
-                    "seconds": t["reasons_50k"],
+                    "wall_s": t["reasons_50k"],
+                    "cpu_s": t["reasons_50k_cpu"],
                     "bar": "≤ 60 s",
                 },
             ]
