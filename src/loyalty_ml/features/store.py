@@ -141,10 +141,14 @@ def open_store(
 def teardown_project(
     profile: str | None = None, project: str | None = None, home: Path | None = None
 ) -> None:
-    """Remove a project's online data and registry entries (tests use a project per test)."""
+    """Remove ONE project's online data and registry entries (tests use a project per test).
+
+    Never ``FeatureStore.teardown()``: in Feast 0.67 it deletes every project of the registry, and
+    the SQL registry's teardown empties its tables for all projects (shared PostgreSQL).
+    """
     store = get_store(profile, project, home)
-    try:
-        store.teardown()
-    finally:
-        with contextlib.suppress(Exception):
-            store.registry.delete_project(store.project, commit=True)
+    views = store.list_feature_views()
+    entities = store.list_entities()
+    store._get_provider().teardown_infra(store.project, views, entities)
+    with contextlib.suppress(Exception):  # the project may never have been applied
+        store.registry.delete_project(store.project, commit=True)
