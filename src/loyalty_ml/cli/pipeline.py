@@ -19,7 +19,10 @@ def print_summary(result: object) -> None:
         table.add_column(column, overflow="fold")
     colour = {"done": "green", "skipped": "yellow", "failed": "red"}
     for s in result.stages:
-        metrics = ", ".join(f"{k}={v:.3g}" for k, v in list(s.metrics.items())[:3])
+        metrics = ", ".join(
+            f"{k}={v:,.0f}" if float(v).is_integer() else f"{k}={v:.3f}"
+            for k, v in list(s.metrics.items())[:3]
+        )
         model = f"{s.model_name} v{s.model_version}" if s.model_name else ""
         table.add_row(
             s.stage,
