@@ -22,10 +22,10 @@ env: $(UV) ## Create/sync the virtual environment from uv.lock
 demo: env ## Run the main job end to end on built-in synthetic data
 	$(RUN) loyalty demo
 
-test: env ## Run the test suite (fast + slow suites; services tests run when Redis/PostgreSQL are up)
-	$(RUN) pytest -q $(PYTEST_ARGS)
+test: env ## Run the test suite (unit + integration incl. Redis/PostgreSQL; `make test-slow` adds the slow suites)
+	$(RUN) pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-fast: env ## Only the fast unit tests
+test-fast: env ## Unit tests only (no Redis/PostgreSQL needed)
 	$(RUN) pytest -q -m "not slow and not services" $(PYTEST_ARGS)
 
 test-slow: env ## Only the slow suites (real data sets, servers)
