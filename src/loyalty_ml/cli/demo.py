@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Simulator seed.")] = 42,
         trials: Annotated[
             int, typer.Option("--trials", min=0, help="Optuna trials per model.")
-        ] = 3,
+        ] = 1,
         limit: Annotated[int, typer.Option("--limit", min=1, help="At-risk list size.")] = 200,
         budget: Annotated[float, typer.Option("--budget", min=0, help="Campaign budget.")] = 2000.0,
     ) -> None:
