@@ -30,7 +30,10 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--name", help="Registered model name (default churn-<data>).")
         ] = None,
         provider: Annotated[
-            str, typer.Option("--features", help="auto | builtin | pipeline | feast (churn_v1) feature provider.")
+            str,
+            typer.Option(
+                "--features", help="auto | builtin | pipeline | feast (churn_v1) feature provider."
+            ),
         ] = "auto",
         config: Annotated[
             Path | None, typer.Option("--config", help="churn.yaml to use instead of the default.")
