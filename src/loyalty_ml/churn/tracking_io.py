@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from loyalty_ml.churn.model import ChurnModel, prepare_matrix
+from loyalty_ml.churn.reasons import grouped_contributions
 
 if TYPE_CHECKING:
     from loyalty_ml.churn.config import ChurnConfig
@@ -112,8 +113,11 @@ def log_training(
         tmp_path = Path(tmp)
         if plots:
             sample = cal_frame.sample(min(len(cal_frame), 5000), random_state=0)
-            groups, _ = model.reason_groups(sample)
+            # One SHAP pass (~2k rows/s) serves both the per-feature and the per-reason summary.
             contrib = model.contributions(sample)
+            groups, _ = grouped_contributions(
+                contrib, model.feature_names, model.reason_map, model.reason_codes
+            )
             by_feature = dict(
                 zip(model.feature_names, np.abs(contrib[:, :-1]).mean(axis=0).tolist(), strict=True)
             )
