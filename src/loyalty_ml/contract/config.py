@@ -6,10 +6,9 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty_ml.errors import ConfigError
+from loyalty_ml.configfile import load_yaml_model
 
 DATA_CONFIG_FILE = "data.yaml"
 
@@ -49,20 +48,4 @@ class DataConfig(_Strict):
 
 def load_data_config(path: Path | str | None = None) -> DataConfig:
     """Read ``data.yaml`` (default: the settings' config directory); bad keys raise ConfigError."""
-    if path is None:
-        from loyalty_ml.settings import get_settings
-
-        path = get_settings().config_dir / DATA_CONFIG_FILE
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"data configuration not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    try:
-        return DataConfig.model_validate(raw or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{path}: {key}: {first['msg']}") from exc
+    return load_yaml_model(DataConfig, path, DATA_CONFIG_FILE, "data")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from loyalty_ml.errors import ConfigError
+from loyalty_ml.configfile import load_yaml_model
 
 FEATURES_CONFIG_FILE = "features.yaml"
 
@@ -66,20 +65,4 @@ class FeaturesConfig(_Strict):
 
 def load_features_config(path: Path | str | None = None) -> FeaturesConfig:
     """Read ``features.yaml`` (default: the settings' config directory); bad keys raise ConfigError."""
-    if path is None:
-        from loyalty_ml.settings import get_settings
-
-        path = get_settings().config_dir / FEATURES_CONFIG_FILE
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"features configuration not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    try:
-        return FeaturesConfig.model_validate(raw or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{path}: {key}: {first['msg']}") from exc
+    return load_yaml_model(FeaturesConfig, path, FEATURES_CONFIG_FILE, "features")
