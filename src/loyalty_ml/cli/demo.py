@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         budget: Annotated[float, typer.Option("--budget", min=0, help="Campaign budget.")] = 2000.0,
     ) -> None:
         """Simulate a shop, build features, train and gate every model, score all members,
-        build an at-risk campaign list and sample recommendations."""
+        build an at-risk campaign list, sample recommendations and a monitoring report."""
         import pandas as pd
         from rich.table import Table
 
@@ -125,6 +125,14 @@ def register(app: typer.Typer) -> None:
                 out.print(recommended.to_string(index=False))
         else:
             out.print(f"recommendations skipped: {recs.detail if recs else 'not run'}")
+
+        out.rule("monitoring report (drift vs the training window, score shift, calibration)")
+        from loyalty_ml.monitoring.scoring import scoring_report
+
+        with console.status("monitoring report"):
+            report = scoring_report(dataset, ChurnScorer.load(churn_name))
+        drifted = ", ".join(report.alerts[:5]) if report.alerts else "none"
+        out.print(f"report: {report.path}\nfeatures over the drift threshold: {drifted}")
 
         out.rule("where to look")
         out.print(
