@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
                     row.member_id,
                     f"{row.churn_probability:.2f}",
                     row.value_segment,
-                    row.reasons.replace(";", " "),
+                    " ".join(r.split(":")[0] for r in row.reasons.split(";") if r),
                     row.benefit_id,
                     f"{row.cost:.0f}",
                     row.channel,
