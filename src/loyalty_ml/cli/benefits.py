@@ -50,7 +50,8 @@ def assign(
 
     from loyalty_ml.benefits.assign import assign_benefits
     from loyalty_ml.benefits.matcher import BenefitMatcher
-    from loyalty_ml.contract.io import load_dataset, write_frame
+    from loyalty_ml.contract.io import write_frame
+    from loyalty_ml.contract.validate import load_valid_dataset
     from loyalty_ml.errors import LoyaltyError
     from loyalty_ml.tracking import champion_uri, registered_model_name
 
@@ -58,7 +59,7 @@ def assign(
         raise LoyaltyError("give exactly one of --all or --members FILE")
     if objective not in ("auto", "conversion", "revenue", "margin"):
         raise LoyaltyError(f"--objective must be conversion, revenue, margin or auto: {objective}")
-    dataset = load_dataset(data)
+    dataset = load_valid_dataset(data)
     uri = model or champion_uri(registered_model_name("benefits", dataset.name, name))
     matcher = BenefitMatcher.load(uri)
     ids = None

@@ -29,10 +29,10 @@ PolicyOpt = Annotated[
 
 
 def _load(data: Path, policy: Path | None):  # type: ignore[no-untyped-def]
-    from loyalty_ml.contract.io import load_dataset
+    from loyalty_ml.contract.validate import load_valid_dataset
     from loyalty_ml.policy import load_policy
 
-    dataset = load_dataset(data)
+    dataset = load_valid_dataset(data)
     cfg, warnings = load_policy(policy).with_offer_log_benefits(dataset.offers)
     for message in warnings:
         console.print(f"[yellow]warning:[/] {message}", highlight=False)

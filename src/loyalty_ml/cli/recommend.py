@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Write member_id, rank, product_id, score for --all members or those in --members."""
-        from loyalty_ml.contract import load_dataset, write_frame
+        from loyalty_ml.contract import load_valid_dataset, write_frame
         from loyalty_ml.recs.serving import Recommender
         from loyalty_ml.timeutil import to_utc
         from loyalty_ml.tracking import champion_uri, registered_model_name
@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
             fail("give exactly one of --all or --members FILE")
         if context not in ("home", "post_purchase"):
             fail("batch --context must be home or post_purchase")
-        dataset = load_dataset(data)
+        dataset = load_valid_dataset(data)
         cutoff = to_utc(as_of) if as_of else dataset.latest_timestamp()
         uri = model or champion_uri(registered_model_name("recs", dataset.name))
         rec = Recommender.load(uri)

@@ -38,12 +38,13 @@ def register(app: typer.Typer) -> None:
         """One row per member: member_id, churn_probability, risk_band, value, value_segment,
         value_at_risk, reasons (JSON), top_reason."""
         from loyalty_ml.churn.scorer import ChurnScorer
-        from loyalty_ml.contract.io import load_dataset, write_frame
+        from loyalty_ml.contract.io import write_frame
+        from loyalty_ml.contract.validate import load_valid_dataset
         from loyalty_ml.tracking import registered_model_name
 
         if not all_members:
             fail("only --all is supported (per-member scoring is the service's job)")
-        dataset = load_dataset(data)
+        dataset = load_valid_dataset(data)
         source = model or registered_model_name("churn", dataset.name)
         scorer = ChurnScorer.load(source)
         frame = scorer.score_dataset(dataset, as_of, reasons_top=reasons_top or None, top_k=top_k)

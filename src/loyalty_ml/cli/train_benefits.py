@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         """Train the benefit matcher on DATA's offers log as of --as-of."""
         from loyalty_ml.benefits.config import load_benefits_config
         from loyalty_ml.benefits.train import train_benefits
-        from loyalty_ml.contract.io import load_dataset
+        from loyalty_ml.contract.validate import load_valid_dataset
         from loyalty_ml.errors import LoyaltyError
 
         if objective not in ("auto", "conversion", "revenue", "margin"):
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
                 f"--objective must be conversion, revenue, margin or auto: {objective}"
             )
         cfg = load_benefits_config(config)
-        dataset = load_dataset(data)
+        dataset = load_valid_dataset(data)
         result = train_benefits(
             dataset,
             as_of,

@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
 
         from loyalty_ml.churn.config import load_churn_config
         from loyalty_ml.churn.job import train_churn
-        from loyalty_ml.contract.io import load_dataset
+        from loyalty_ml.contract.validate import load_valid_dataset
 
         cfg = load_churn_config(config).with_overrides(
             **{
@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
                 "snapshots.spacing_days": spacing,
             }
         )
-        dataset = load_dataset(data)
+        dataset = load_valid_dataset(data)
         result = train_churn(
             dataset,
             as_of,

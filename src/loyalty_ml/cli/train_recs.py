@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train popularity, ALS, BPR, item-kNN and transitions; tune on validation; report each
         source and the blend on test; build the serving bundle; register with the gate."""
-        from loyalty_ml.contract import load_dataset
+        from loyalty_ml.contract import load_valid_dataset
         from loyalty_ml.recs.config import load_recs_config
         from loyalty_ml.recs.train import train_recs
 
@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
                 update={"tuning": config.tuning.model_copy(update={"protocol": protocol})}
             )
             config = type(config).model_validate(config.model_dump())
-        dataset = load_dataset(data)
+        dataset = load_valid_dataset(data)
         with console.status("training recommendations…"):
             result = train_recs(dataset, as_of, config, trials, name, register=register_model)
         summary = result.summary()
