@@ -14,7 +14,9 @@ help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 $(UV):
-	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --user --quiet uv || python3 -m pip install --user --quiet uv
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --user --quiet uv \
+		|| python3 -m pip install --user --quiet uv \
+		|| python3 -m pip install --user --quiet --break-system-packages uv
 
 env: $(UV) ## Create/sync the virtual environment from uv.lock
 	@$(UV) sync --frozen --quiet
