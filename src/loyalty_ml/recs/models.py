@@ -366,6 +366,22 @@ def _dense_factors(model: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(model.user_factors, np.float32), np.asarray(model.item_factors, np.float32)
 
 
+def _fit_implicit(recommender, user_items, make_model):
+    """Fit an implicit factor model built by ``make_model`` and keep its dense factors.
+
+    BLAS stays single-threaded: implicit parallelises itself (field notes).
+    """
+    from threadpoolctl import threadpool_limits
+
+    user_items = as_csr(user_items)
+    recommender.n_users, recommender.n_items = user_items.shape
+    with threadpool_limits(1, "blas"):
+        model = make_model()
+        model.fit(user_items, show_progress=False)
+    recommender.user_factors, recommender.item_factors = _dense_factors(model)
+    return recommender
+
+
 class ALSModel(_FactorModel):
     """implicit's ALS (confidence ``1 + alpha * weight``)."""
 
@@ -386,24 +402,19 @@ class ALSModel(_FactorModel):
     def fit(self, user_items, *, recency=None):
         from implicit.cpu.als import AlternatingLeastSquares
 
-        user_items = as_csr(user_items)
-        self.n_users, self.n_items = user_items.shape
         p = self.params
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1, "blas"):
-            model = AlternatingLeastSquares(
+        return _fit_implicit(
+            self,
+            user_items,
+            lambda: AlternatingLeastSquares(
                 factors=p["factors"],
                 regularization=p["regularization"],
                 alpha=p["alpha"],
                 iterations=p["iterations"],
                 random_state=p["seed"],
                 num_threads=p["threads"],
-            )
-        with threadpool_limits(1, "blas"):  # implicit parallelises itself (field notes)
-            model.fit(user_items, show_progress=False)
-        self.user_factors, self.item_factors = _dense_factors(model)
-        return self
+            ),
+        )
 
     def _fold_in(self, row):
         v = self.item_factors
@@ -447,24 +458,19 @@ class BPRModel(_FactorModel):
     def fit(self, user_items, *, recency=None):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-        user_items = as_csr(user_items)
-        self.n_users, self.n_items = user_items.shape
         p = self.params
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1, "blas"):
-            model = BayesianPersonalizedRanking(
+        return _fit_implicit(
+            self,
+            user_items,
+            lambda: BayesianPersonalizedRanking(
                 factors=p["factors"],
                 learning_rate=p["learning_rate"],
                 regularization=p["regularization"],
                 iterations=p["iterations"],
                 random_state=p["seed"],
                 num_threads=p["threads"],
-            )
-        with threadpool_limits(1, "blas"):  # implicit parallelises itself (field notes)
-            model.fit(user_items, show_progress=False)
-        self.user_factors, self.item_factors = _dense_factors(model)
-        return self
+            ),
+        )
 
     def _fold_in(self, row):
         k = self.item_factors.shape[1]
