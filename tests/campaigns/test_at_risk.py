@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from loyalty_ml.abtest import assign_variant
 from loyalty_ml.campaigns.at_risk import (
     AtRiskRequest,
     CampaignPolicy,
@@ -122,6 +123,10 @@ def test_holdout_share_kept_as_none_with_propensities() -> None:
     assert all(m["propensity"] == pytest.approx(0.2) for m in holdout)
     assert all(m["propensity"] == pytest.approx(0.8) for m in members if not m["holdout"])
     assert in_holdout("c", "m1", 0.2) == in_holdout("c", "m1", 0.2)
+    # One hash for campaigns and A/B tests: the holdout is the control arm of the campaign's split.
+    split = {"control": 0.2, "treatment": 0.8}
+    for m in members:
+        assert m["holdout"] == (assign_variant("c", m["member_id"], split) == "control")
 
 
 def test_recorded_through_the_contact_log(tmp_path) -> None:

@@ -74,6 +74,22 @@ def test_drift_table_orders_and_flags() -> None:
     assert (table.set_index("feature").loc[["y", "tier"], "status"] == "ok").all()
 
 
+def test_drift_table_leaves_out_keys_and_row_timestamps() -> None:
+    # Two scoring windows always differ in their row timestamps; that is not feature drift.
+    ref = pd.DataFrame(
+        {
+            "member_id": ["a", "b", "c", "d"] * 50,
+            "event_timestamp": pd.Timestamp("2026-01-01", tz="UTC"),
+            "x": np.arange(200.0),
+        }
+    )
+    cur = ref.assign(event_timestamp=pd.Timestamp("2026-06-01", tz="UTC"))
+    assert drift_table(ref, cur)["feature"].tolist() == ["x"]
+    assert drift_table(ref, cur, exclude=("member_id", "x"))["feature"].tolist() == [
+        "event_timestamp"
+    ]
+
+
 def test_score_shift_and_calibration_matured_cohorts() -> None:
     rng = np.random.default_rng(3)
     p = rng.beta(2, 5, 8000)

@@ -1,6 +1,7 @@
 """A/B testing of campaigns and recommenders: deterministic assignment, exposure log, analysis.
 
 - ``assign_variant(experiment, member_id, splits, salt=None)`` / ``assign_variants`` (vectorised)
+- ``in_control(experiment, member_id, share)``: the holdout draw campaigns use (same hash)
 - ``Assigner`` (config-driven, ``expose`` logs exposures), ``append_exposures``, ``read_exposures``
 - ``analyze``, ``join_exposures``, ``srm_check``, ``sample_size``, ``cuped_adjust``
 """
@@ -21,6 +22,7 @@ from loyalty_ml.abtest.assign import (
     assign_variant,
     assign_variants,
     exposure_record,
+    in_control,
     read_exposures,
     with_holdout,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "cuped_adjust",
     "diff_stats",
     "exposure_record",
+    "in_control",
     "join_exposures",
     "load_ab_config",
     "read_exposures",

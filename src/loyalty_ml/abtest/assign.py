@@ -59,6 +59,16 @@ def assign_variant(
     return names[int(np.searchsorted(edges, u, side="right"))]
 
 
+def in_control(experiment: str, member_id: object, share: float, salt: str | None = None) -> bool:
+    """Whether a member falls in a holdout of ``share``: the ``control`` arm of the two-arm split
+    ``{"control": share, "treatment": 1 - share}`` (``control`` sorts first, so it is the bucket
+    range [0, share)). Campaign holdouts use this with the campaign id as the experiment, so
+    ``loyalty ab analyze`` reconstructs a campaign's control group with the same hash."""
+    if share <= 0:
+        return False
+    return _bucket(salt if salt is not None else experiment, member_id) < share
+
+
 def assign_variants(
     experiment: str,
     member_ids: Iterable[object],

@@ -17,13 +17,13 @@ holdout's ``none``), ties in ranking order. Treated members are logged with prop
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
+from loyalty_ml.abtest.assign import in_control
 from loyalty_ml.campaigns import policy_adapter
 from loyalty_ml.campaigns.contact_log import (
     BuiltCampaign,
@@ -84,11 +84,12 @@ class CampaignPolicy:
 
 
 def in_holdout(campaign_id: str, member_id: str, share: float) -> bool:
-    """A reproducible random draw: the same member in the same campaign always lands the same."""
-    if share <= 0:
-        return False
-    digest = hashlib.sha256(f"{campaign_id}\x00{member_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < share
+    """A reproducible random draw: the same member in the same campaign always lands the same.
+
+    It is the A/B assignment's hash with the campaign id as the experiment (one hash for both),
+    so a campaign's control group is the ``control`` arm of ``{control: share, treatment: rest}``.
+    """
+    return in_control(campaign_id, member_id, share)
 
 
 def best_options(options: pd.DataFrame) -> pd.DataFrame:

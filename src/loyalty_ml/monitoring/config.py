@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from loyalty_ml.errors import ConfigError
-from loyalty_ml.settings import get_settings
+from loyalty_ml.configfile import load_yaml_model
 
 
 class _Strict(BaseModel):
@@ -20,6 +18,8 @@ class PSIConfig(_Strict):
     warn: float = Field(0.10, gt=0)
     alert: float = Field(0.25, gt=0)
     max_categories: int = Field(50, ge=2)
+    # Extra columns to leave out of the drift table (entity keys and row timestamps always are).
+    exclude: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> PSIConfig:
@@ -47,11 +47,4 @@ class MonitoringConfig(_Strict):
 
 
 def load_monitoring_config(path: Path | str | None = None) -> MonitoringConfig:
-    target = Path(path) if path else get_settings().config_dir / "monitoring.yaml"
-    raw = yaml.safe_load(target.read_text()) if target.exists() else {}
-    try:
-        return MonitoringConfig.model_validate(raw or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{target}: {key}: {first['msg']}") from exc
+    return load_yaml_model(MonitoringConfig, path, "monitoring.yaml", "monitoring")

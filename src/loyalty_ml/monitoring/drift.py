@@ -6,6 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# Entity keys and row timestamps of feature frames (Feast's and the scorer's), never features.
+ROW_KEY_COLUMNS: tuple[str, ...] = (
+    "member_id",
+    "as_of",
+    "event_timestamp",
+    "created_timestamp",
+    "created",
+)
+
 # Empty bins get this share instead of 0 so PSI stays finite (log(0) otherwise).
 _EPS = 1e-4
 
@@ -97,9 +106,13 @@ def drift_table(
     warn: float = 0.1,
     alert: float = 0.25,
     max_categories: int = 50,
-    exclude: tuple[str, ...] = ("member_id", "as_of"),
+    exclude: tuple[str, ...] = ROW_KEY_COLUMNS,
 ) -> pd.DataFrame:
-    """PSI per shared feature, worst first, with reference/current means and a status."""
+    """PSI per shared feature, worst first, with reference/current means and a status.
+
+    ``exclude`` names columns that identify or timestamp a row rather than describe the member:
+    they always "drift" between two windows and would bury the real shifts.
+    """
     rows = []
     for col in [c for c in reference.columns if c in current.columns and c not in exclude]:
         ref, cur = reference[col], current[col]

@@ -19,6 +19,7 @@ import pandas as pd
 
 from loyalty_ml.monitoring.config import MonitoringConfig, load_monitoring_config
 from loyalty_ml.monitoring.drift import (
+    ROW_KEY_COLUMNS,
     calibration_summary,
     calibration_table,
     campaign_outcomes,
@@ -171,6 +172,7 @@ def run_monitoring(
         warn=cfg.psi.warn,
         alert=cfg.psi.alert,
         max_categories=cfg.psi.max_categories,
+        exclude=(*ROW_KEY_COLUMNS, *cfg.psi.exclude),
     )
     sections: list[str] = []
     n_alert = int((drift["status"] == "alert").sum())
