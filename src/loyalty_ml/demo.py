@@ -2,7 +2,7 @@
 
 simulate a shop → validate → pipeline (features, churn, recs, benefits; tracked and gated in
 MLflow) → batch scoring → an at-risk campaign list recorded in the contact log → sample
-recommendations, then where to look. Everything lands under LOYALTY_HOME.
+recommendations → a monitoring report → one experiment comparison, then where to look. Everything lands under LOYALTY_HOME.
 """
 
 from __future__ import annotations
@@ -45,6 +45,14 @@ def generate_demo_data(members: int, days: int, seed: int) -> Path:
     generate(load_config(members=members, days=days, seed=seed), out)
     stamp.write_text(json.dumps(params))
     return out
+
+
+def demo_experiment(dataset: Any, name: str, folds: int, progress: Any = None) -> Any:
+    """Run one shipped experiment file (``experiments/<name>.yaml``) on the demo shop: every
+    variant over ``folds`` time folds, tracked in MLflow (``exp-<name>``), compared with CIs."""
+    from loyalty_ml.experiments import load_spec, run_experiment
+
+    return run_experiment(load_spec(name), dataset=dataset, folds=folds, progress=progress)
 
 
 def sample_recommendations(

@@ -30,3 +30,10 @@ def test_loyalty_errors_exit_nonzero_with_one_line() -> None:
     assert result.exit_code == 1
     assert "orders is mandatory" in result.output
     assert "Traceback" not in result.output
+
+
+def test_demo_rejects_an_unknown_experiment_before_any_work(loyalty_home) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, ["demo", "--experiment", "no-such-experiment"])
+    assert result.exit_code == 1
+    assert "no-such-experiment" in result.output and "churn-horizon" in result.output
+    assert not (loyalty_home / "data" / "demo").exists()  # nothing simulated

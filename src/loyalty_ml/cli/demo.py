@@ -23,9 +23,17 @@ def register(app: typer.Typer) -> None:
         ] = 1,
         limit: Annotated[int, typer.Option("--limit", min=1, help="At-risk list size.")] = 200,
         budget: Annotated[float, typer.Option("--budget", min=0, help="Campaign budget.")] = 2000.0,
+        experiment: Annotated[
+            str,
+            typer.Option("--experiment", help="Experiment file compared at the end ('' skips it)."),
+        ] = "churn-horizon",
+        experiment_folds: Annotated[
+            int, typer.Option("--experiment-folds", min=1, help="Time folds of the experiment.")
+        ] = 2,
     ) -> None:
         """Simulate a shop, build features, train and gate every model, score all members,
-        build an at-risk campaign list, sample recommendations and a monitoring report."""
+        build an at-risk campaign list, sample recommendations, a monitoring report and one
+        experiment comparison."""
         import pandas as pd
         from rich.table import Table
 
@@ -39,6 +47,10 @@ def register(app: typer.Typer) -> None:
         from loyalty_ml.settings import get_settings
         from loyalty_ml.tracking import champion_uri, registered_model_name
 
+        if experiment:  # a typo in the name fails now, not after the pipeline
+            from loyalty_ml.experiments import load_spec
+
+            load_spec(experiment)
         settings = get_settings()
         home = settings.home_dir
         out.rule("1/5 simulate a shop")
@@ -134,6 +146,24 @@ def register(app: typer.Typer) -> None:
         drifted = ", ".join(report.alerts[:5]) if report.alerts else "none"
         out.print(f"report: {report.path}\nfeatures over the drift threshold: {drifted}")
 
+        experiment_plot = None
+        if experiment:
+            from loyalty_ml.cli.experiment import print_comparison
+            from loyalty_ml.demo import demo_experiment
+
+            out.rule(f"experiment {experiment}: variants over {experiment_folds} time folds")
+            with console.status(f"experiment {experiment}") as status:
+                done = demo_experiment(
+                    dataset, experiment, experiment_folds, progress=lambda m: status.update(m)
+                )
+            if done.table is not None:
+                print_comparison(done.table, done.spec.metric)
+            experiment_plot = done.plot_path
+            out.print(
+                f"plot: {experiment_plot}\nMLflow experiment: {done.spec.mlflow_experiment}; "
+                f"again: uv run loyalty experiment compare {experiment}"
+            )
+
         out.rule("where to look")
         out.print(
             f"state:        {home}\n"
@@ -141,7 +171,9 @@ def register(app: typer.Typer) -> None:
             f"Optuna:       uv run optuna-dashboard sqlite:///{home / 'optuna' / 'optuna.db'}"
             "  (pip install optuna-dashboard)\n"
             f"outputs:      {home / 'outputs'}\n"
-            "service:      uv run loyalty serve   (API keys in LOYALTY_HOME/api_keys.json;"
+            f"monitoring:   {report.path}\n"
+            + (f"experiment:   {experiment_plot}\n" if experiment_plot else "")
+            + "service:      uv run loyalty serve   (API keys in LOYALTY_HOME/api_keys.json;"
             " curl examples in the README)"
         )
         if failed:

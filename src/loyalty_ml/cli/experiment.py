@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.table import Table
 
@@ -18,7 +19,8 @@ app = typer.Typer(
 NameArg = Annotated[str, typer.Argument(help="Experiment name (experiments/NAME.yaml) or a path.")]
 
 
-def _print_table(table, metric: str) -> None:  # type: ignore[no-untyped-def]
+def print_comparison(table: pd.DataFrame, metric: str) -> None:
+    """Variants side by side for one metric: mean and 95% CI over the time folds."""
     shown = Table(title=f"{metric} (mean ± 95% CI over time folds)")
     for col in ("variant", "folds", "mean", "95% CI"):
         shown.add_column(col)
@@ -67,7 +69,7 @@ def run_cmd(
         progress=lambda m: console.print(m, highlight=False),
     )
     if result.table is not None:
-        _print_table(result.table, spec.metric)
+        print_comparison(result.table, spec.metric)
     out.print(f"plot: {result.plot_path}")
     if result.run_id:
         out.print(f"MLflow: experiment {spec.mlflow_experiment}, run {result.run_id}")
@@ -87,5 +89,5 @@ def compare_cmd(
     spec = load_spec(name)
     table, plot = compare_experiment(name, metric)
     for m in metric or [spec.metric]:
-        _print_table(table, m)
+        print_comparison(table, m)
     out.print(f"plot: {plot}")
