@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from loyalty_ml.errors import ConfigError
+from loyalty_ml.configfile import load_yaml_model
 from loyalty_ml.settings import get_settings
 
 
@@ -50,11 +49,4 @@ class ABConfig(_Strict):
 
 
 def load_ab_config(path: Path | str | None = None) -> ABConfig:
-    target = Path(path) if path else get_settings().config_dir / "abtest.yaml"
-    raw = yaml.safe_load(target.read_text()) if target.exists() else {}
-    try:
-        return ABConfig.model_validate(raw or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{target}: {key}: {first['msg']}") from exc
+    return load_yaml_model(ABConfig, path, "abtest.yaml", "A/B testing")

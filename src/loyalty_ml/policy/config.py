@@ -14,9 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from loyalty_ml.configfile import read_yaml_mapping, validate_model
 from loyalty_ml.contract.schema import CONTROL_BENEFIT
 from loyalty_ml.errors import ConfigError
 
@@ -372,31 +372,15 @@ class PolicyConfig(_Strict):
         return extended, warnings_out
 
 
-def _format_error(path: Path | str, exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    return f"{path}: {key}: {msg}" if key else f"{path}: {msg}"
-
-
 def policy_from_dict(raw: dict, source: str = "<dict>") -> PolicyConfig:
     """Validate a parsed policy mapping; errors name the offending key."""
-    try:
-        return PolicyConfig.model_validate(raw or {})
-    except ValidationError as exc:
-        raise ConfigError(_format_error(source, exc)) from exc
+    return validate_model(PolicyConfig, raw or {}, source)
 
 
 @lru_cache(maxsize=16)
 def _load_cached(path: str, mtime_ns: int) -> PolicyConfig:
     del mtime_ns  # part of the cache key only: an edited file is re-read
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if raw is not None and not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return policy_from_dict(raw or {}, source=path)
+    return policy_from_dict(read_yaml_mapping(path, "policy"), source=path)
 
 
 def load_policy(path: Path | str | None = None) -> PolicyConfig:

@@ -6,9 +6,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from loyalty_ml.configfile import read_yaml_mapping, validate_model
 from loyalty_ml.contract.schema import CONTROL_BENEFIT
 from loyalty_ml.errors import ConfigError
 from loyalty_ml.settings import get_settings
@@ -261,12 +261,7 @@ def default_config_path() -> Path:
 
 
 def _validate(data: dict[str, Any], source: str) -> SimulatorConfig:
-    try:
-        cfg = SimulatorConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{source}: {key}: {first['msg']}") from exc
+    cfg = validate_model(SimulatorConfig, data, source)
     missing = set(cfg.campaigns.benefits) - {
         b for t in cfg.campaigns.propensities.values() for b in t
     }
@@ -284,13 +279,6 @@ def _validate(data: dict[str, Any], source: str) -> SimulatorConfig:
 def load_config(path: Path | str | None = None, **overrides: Any) -> SimulatorConfig:
     """Read the YAML (default ``config/simulator.yaml``) and apply top-level overrides."""
     path = Path(path) if path is not None else default_config_path()
-    if not path.is_file():
-        raise ConfigError(f"simulator config not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = read_yaml_mapping(path, "simulator")
     data.update({k: v for k, v in overrides.items() if v is not None})
     return _validate(data, str(path))
