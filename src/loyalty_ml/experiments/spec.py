@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from loyalty_ml.configfile import read_yaml_mapping, validate_model
 from loyalty_ml.errors import ConfigError
 from loyalty_ml.settings import get_settings
 
@@ -98,11 +98,6 @@ def resolve_spec_path(name_or_path: str | Path) -> Path:
 
 def load_spec(name_or_path: str | Path) -> ExperimentSpec:
     path = resolve_spec_path(name_or_path)
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml_mapping(path, "experiment")
     raw.setdefault("name", path.stem)
-    try:
-        return ExperimentSpec.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {key}: {first['msg']}") from exc
+    return validate_model(ExperimentSpec, raw, path)
