@@ -139,10 +139,15 @@ def register(app: typer.Typer) -> None:
             out.print(f"recommendations skipped: {recs.detail if recs else 'not run'}")
 
         out.rule("monitoring report (drift vs the training window, score shift, calibration)")
+        from loyalty_ml.campaigns.contact_log import open_contact_log
         from loyalty_ml.monitoring.scoring import scoring_report
 
         with console.status("monitoring report"):
-            report = scoring_report(dataset, ChurnScorer.load(churn_name))
+            log = open_contact_log()
+            try:
+                report = scoring_report(dataset, ChurnScorer.load(churn_name), contact_log=log)
+            finally:
+                log.close()
         drifted = ", ".join(report.alerts[:5]) if report.alerts else "none"
         out.print(f"report: {report.path}\nfeatures over the drift threshold: {drifted}")
 

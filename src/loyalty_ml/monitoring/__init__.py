@@ -2,6 +2,7 @@
 cohorts, campaign outcomes vs expected uplift, written as an HTML report (``monitoring_report``).
 """
 
+from loyalty_ml.monitoring.campaigns import campaign_outcomes_frame
 from loyalty_ml.monitoring.config import MonitoringConfig, load_monitoring_config
 from loyalty_ml.monitoring.drift import (
     calibration_summary,
@@ -21,6 +22,7 @@ __all__ = [
     "calibration_summary",
     "calibration_table",
     "campaign_outcomes",
+    "campaign_outcomes_frame",
     "drift_table",
     "load_monitoring_config",
     "monitoring_report",

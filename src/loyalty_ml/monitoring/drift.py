@@ -248,7 +248,8 @@ def campaign_outcomes(
                 "realised_uplift": float(res["diff"]),
                 "ci_low": lo,
                 "ci_high": hi,
-                "consistent": lo <= expected <= hi,
+                # Lists without a per-member expectation still get their realised effect.
+                "consistent": bool(lo <= expected <= hi) if np.isfinite(expected) else None,
             }
         )
     return pd.DataFrame(rows)

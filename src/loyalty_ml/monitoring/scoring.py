@@ -20,11 +20,14 @@ def scoring_report(
     horizon_days: int = 90,
     out_dir: Path | str | None = None,
     campaigns: pd.DataFrame | None = None,
+    contact_log: Any = None,
     name: str | None = None,
     log_to_mlflow: bool | None = None,
 ) -> MonitoringResult:
     """``scorer`` is a ``ChurnScorer``. Reference = features/scores at ``reference_as_of``
-    (default: the model's training cut-off when known, else one horizon before ``as_of``)."""
+    (default: the model's training cut-off when known, else one horizon before ``as_of``).
+    ``contact_log``: campaign outcomes vs expected uplift come from its campaigns whose outcomes
+    are attached (unless ``campaigns`` is given)."""
     from loyalty_ml.churn.labels import build_labels
     from loyalty_ml.timeutil import to_utc
 
@@ -53,6 +56,11 @@ def scoring_report(
             columns={"churn_probability": "score"}
         )
         matured["cohort"] = str(cohort_t.date())
+    if campaigns is None and contact_log is not None:
+        from loyalty_ml.monitoring.campaigns import campaign_outcomes_frame
+
+        found = campaign_outcomes_frame(contact_log)
+        campaigns = found if len(found) else None
     return run_monitoring(
         ref_features,
         cur_features,
