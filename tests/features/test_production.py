@@ -40,7 +40,9 @@ def production(
     assert not list(client.scan_iter(match=b"*" + project.encode())), "Redis keys left behind"
 
 
-def test_production_training_materialize_and_read(production: str) -> None:
+def test_production_training_materialize_and_read(
+    production: str, redis_service: tuple[str, int]
+) -> None:
     from loyalty_ml.features.materialize import materialize
     from loyalty_ml.features.online import OnlineFeatureReader
     from loyalty_ml.features.store import open_store
@@ -63,6 +65,34 @@ def test_production_training_materialize_and_read(production: str) -> None:
     one = OnlineFeatureReader("churn_v1", applied=applied)  # auto -> redis on production
     assert one.backend == "redis"
     assert one.get_one("m1") == {k: v[1] for k, v in online.items()}
-    # Feast's default materialization writes the very same values.
+    # Batches of 8+ members take the vectorised decode path (nulls and unknown ids included).
+    many = ids * 4
+    assert one.get(many) == feast_reader.get(many)
+    # The ids the online store holds (the serving layer's at-risk population).
+    assert one.member_ids() == ["m1", "m2"]
+    assert feast_reader.member_ids() == ["m1", "m2"]
+    # Feast's default materialization writes the very same hashes, byte for byte.
+    import redis
+
+    from loyalty_ml.features import online_format as fmt
+
+    client = redis.Redis(*redis_service)
+    keys = fmt.entity_keys("member_id", ["m1", "m2"], suffix=production.encode())
+    fast_hashes = [client.hgetall(k) for k in keys]
+    assert all(fast_hashes)
+    client.delete(*keys)
     materialize(applied, T, engine="feast")
+    assert [client.hgetall(k) for k in keys] == fast_hashes
     assert feast_reader.get(ids) == online
+
+
+def test_restore_limits() -> None:
+    from loyalty_ml.features import online_format as fmt
+    from loyalty_ml.features.materialize import _Restore
+
+    limits = _Restore(rdb_version=10, max_entries=3, max_value=64)
+    entries = [(b"f", fmt.Padded.const(b"", 1))] * 3
+    assert limits.fits(entries, 64)
+    assert not limits.fits(entries, 65)  # Redis would keep such a hash as a hashtable: HSET
+    assert not limits.fits(entries * 2, 9)
+    assert not limits.fits([(b"n" * 65, fmt.Padded.const(b"", 1))], 9)

@@ -112,6 +112,9 @@ def test_materialize_and_read_online_local(local_home: Path, churn_set) -> None:
     memory = OnlineFeatureReader("churn_v1", backend="memory", applied=applied)
     assert memory.get(ids) == online
     assert memory.get_one("m1") == {k: v[0] for k, v in online.items()}
+    # The ids held online, from the warm copy and from Feast's SQLite tables alike.
+    assert memory.member_ids() == ["m1", "m2"]
+    assert feast_reader.member_ids() == ["m1", "m2"]
     # Feast's own materialization writes the same thing.
     materialize(applied, T, engine="feast")
     assert feast_reader.get(ids) == online

@@ -5,8 +5,11 @@ Two engines write the same bytes:
 - ``feast``: Feast's own ``FeatureStore.materialize`` (one protobuf per value in Python; 431 s for
   1M members into SQLite on this machine).
 - ``fast`` (default): values are serialized column-wise with NumPy (:mod:`online_format`) and
-  written in bulk: for Redis as raw pipelined ``HSET`` commands, one per entity carrying every
-  view's fields, for SQLite as one ``executemany`` per view inside a single transaction.
+  written in bulk. Redis: one command per entity carrying every view's fields, pipelined on a raw
+  socket: ``RESTORE ... REPLACE`` of the ready listpack-encoded hash (the hash Redis itself would
+  build from ``HSET``, ~10x less server CPU), or ``HSET`` where the server's ``DUMP`` format or
+  listpack limits do not allow that or the views cover different entities. SQLite: one
+  ``executemany`` per view inside a single transaction.
   Parity with Feast's ``get_online_features`` is tested.
 """
 
@@ -134,6 +137,21 @@ def _encode_view(view: object, frame: pd.DataFrame) -> list[tuple[bytes, fmt.Rag
     return fields
 
 
+def _listpack_view(view: object, frame: pd.DataFrame) -> tuple[list[tuple[bytes, fmt.Padded]], int]:
+    """(hash field, listpack entries) pairs of one view, and its longest serialized value."""
+    from feast.infra.online_stores.helpers import _mmh3
+
+    name = view.name  # type: ignore[attr-defined]
+    fields, longest = [], 0
+    for feature, kind in _feature_types(view).items():
+        entries, size = fmt.listpack_values(frame[feature].to_numpy(), kind)
+        fields.append((_mmh3(f"{name}:{feature}"), entries))
+        longest = max(longest, size)
+    entries, size = fmt.listpack_timestamps(ts_ns(frame["event_timestamp"]))
+    fields.append((f"_ts:{name}".encode(), entries))
+    return fields, max(longest, size)
+
+
 def _hset_commands(
     keys: list[bytes], fields: list[tuple[bytes, fmt.Ragged]]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +203,9 @@ def _write_redis(
     by_entity: dict[str, list[tuple[object, pd.DataFrame]]] = {}
     for name, pair in frames.items():
         by_entity.setdefault("product" if name == "product_stats" else "member", []).append(pair)
-    pipe = _RespPipe(*_redis_target(store))
+    target = _redis_target(store)
+    restore = _restore_support(target, project)
+    pipe = _RespPipe(*target)
     # Encoding (NumPy) overlaps with the socket round trip (GIL released) in a sender thread.
     outbox: queue.Queue = queue.Queue(maxsize=2)
     failure: list[BaseException] = []
@@ -203,16 +223,29 @@ def _write_redis(
     try:
         for entity, pairs in by_entity.items():
             key = JOIN_KEYS[entity]
-            for ids, group in _align(pairs, key):
+            groups = _align(pairs, key)
+            # A RESTORE replaces the whole hash: only when one command carries all the entity's views.
+            whole = len(groups) == 1
+            for ids, group in groups:
                 for lo in range(0, len(ids), batch_rows):
                     if failure:
                         break
                     hi = min(lo + batch_rows, len(ids))
                     keys = fmt.entity_keys(key, ids[lo:hi], suffix=project)
-                    fields = []
-                    for view, frame in group:
-                        fields += _encode_view(view, frame.iloc[lo:hi])
-                    buf, _ = _hset_commands(keys, fields)
+                    buf = None
+                    if whole and restore is not None:
+                        entries, longest = [], 0
+                        for view, frame in group:
+                            view_entries, view_longest = _listpack_view(view, frame.iloc[lo:hi])
+                            entries += view_entries
+                            longest = max(longest, view_longest)
+                        if restore.fits(entries, longest):
+                            buf, _ = fmt.restore_commands(keys, entries, restore.rdb_version)
+                    if buf is None:
+                        fields = []
+                        for view, frame in group:
+                            fields += _encode_view(view, frame.iloc[lo:hi])
+                        buf, _ = _hset_commands(keys, fields)
                     outbox.put((buf, hi - lo))
     finally:
         outbox.put(None)
@@ -222,11 +255,56 @@ def _write_redis(
         raise failure[0]
 
 
+@dataclass
+class _Restore:
+    """What the server accepts as a RESTORE payload of a listpack-encoded hash."""
+
+    rdb_version: int
+    max_entries: int
+    max_value: int
+
+    def fits(self, fields: list[tuple[bytes, fmt.Padded]], longest_value: int) -> bool:
+        """Redis itself would keep this hash as a listpack (otherwise HSET is used)."""
+        longest = max([longest_value, *(len(name) for name, _ in fields)])
+        return len(fields) <= self.max_entries and longest <= self.max_value
+
+
+def _restore_support(target: tuple[str, int], project: bytes) -> _Restore | None:
+    """Probe the server: a small hash must DUMP as a listpack; else (or on any error) None."""
+    import redis
+
+    client = redis.Redis(host=target[0], port=target[1])
+    probe = b"__loyalty_materialize_probe__:" + project
+    try:
+        client.delete(probe)
+        client.hset(probe, b"f", b"v")
+        dump = client.dump(probe)
+        client.delete(probe)
+        if not dump or dump[0] != fmt.RDB_TYPE_HASH_LISTPACK:
+            return None
+        version = int.from_bytes(dump[-10:-8], "little")
+        limits = {}
+        for name in ("hash-max-listpack-entries", "hash-max-listpack-value"):
+            limits[name] = int(client.config_get(name).get(name, 0))
+        if not all(limits.values()):
+            return None
+        return _Restore(
+            version, limits["hash-max-listpack-entries"], limits["hash-max-listpack-value"]
+        )
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+
+
 def _align(
     pairs: list[tuple[object, pd.DataFrame]], key: str
 ) -> list[tuple[list[str], list[tuple[object, pd.DataFrame]]]]:
     """Views covering the same entities are written in one HSET per entity; others separately."""
     ids0 = pairs[0][1][key]
+    first = ids0.to_numpy()
+    if all(len(f) == len(first) and np.array_equal(f[key].to_numpy(), first) for _, f in pairs):
+        return [(first.tolist(), pairs)]  # already row-aligned (the usual case)
     if all(len(f) == len(ids0) and set(f[key]) == set(ids0) for _, f in pairs):
         order = ids0.tolist()
         aligned = [(v, f.set_index(key).loc[order].reset_index()) for v, f in pairs]

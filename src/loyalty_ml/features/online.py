@@ -102,6 +102,10 @@ class OnlineFeatureReader:
             fields.append(f"_ts:{view}".encode())
         self._fields = fields
         self._positions = _feature_positions(self.layout)
+        self._float_positions = np.array(
+            [pos for pos, _, kind in self._positions if kind == "Float64"], dtype=np.int64
+        )
+        self._decoded: dict[bytes | None, Any] = {}
 
     def _get_redis(self, ids: Sequence[str]) -> dict[str, list[Any]]:
         keys = fmt.entity_keys(self.join_key, ids, suffix=self._project)
@@ -113,8 +117,34 @@ class OnlineFeatureReader:
                 pipe.execute_command("HMGET", key, *self._fields)
             replies = pipe.execute()
         out: dict[str, list[Any]] = {self.join_key: list(ids)}
+        if len(replies) < 8:
+            for pos, name, kind in self._positions:
+                out[name] = [_decode(reply[pos], kind) for reply in replies]
+            return out
+        # Many members: the doubles (most features) of all replies are decoded at once with NumPy;
+        # the few distinct Int64/String protobufs are decoded once each and looked up.
+        doubles, ok = _bulk_doubles(replies, self._float_positions)
+        cache = self._decoded
+        if len(cache) > 100_000:
+            cache.clear()
+        j = 0
         for pos, name, kind in self._positions:
-            out[name] = [_decode(reply[pos], kind) for reply in replies]
+            if kind == "Float64":
+                if ok[:, j].all():
+                    out[name] = doubles[:, j].tolist()
+                else:
+                    out[name] = [_decode(reply[pos], kind) for reply in replies]
+                j += 1
+                continue
+            values = []
+            for reply in replies:
+                raw = reply[pos]
+                try:
+                    values.append(cache[raw])
+                except KeyError:
+                    cache[raw] = value = _decode(raw, kind)
+                    values.append(value)
+            out[name] = values
         return out
 
     # ---------------------------------------------------------------- warm copy
@@ -186,6 +216,72 @@ class OnlineFeatureReader:
     def get_one(self, entity_id: str) -> dict[str, Any]:
         return {k: v[0] for k, v in self.get([entity_id]).items()}
 
+    def member_ids(self) -> list[str]:
+        """Every entity id (member, or product for product services) the online store now holds.
+
+        Sorted. ``memory``: the warm copy's ids; ``redis`` (and ``feast`` on Redis): a ``SCAN``
+        over this project's hashes (about a second per million keys); ``feast`` on SQLite: the
+        distinct entity keys of the service's view tables.
+        """
+        if self.backend == "memory":
+            return list(self._index)
+        kind = self.store.config.online_store.type
+        head = fmt.entity_key(self.join_key, "")[:-4]  # key bytes before the id's length
+        if kind == "redis":
+            if not hasattr(self, "_redis"):
+                self._init_redis()
+            project = self._project
+            pattern = _glob_escape(head) + b"*" + _glob_escape(project)
+            suffix = project
+            raw_keys = self._redis.scan_iter(match=pattern, count=10_000)
+        elif kind == "sqlite":
+            import sqlite3
+
+            conn = sqlite3.connect(self.store.config.online_store.path)
+            try:
+                found: set[bytes] = set()
+                for view, _ in self.layout:
+                    table = f'"{self.store.project}_{view}"'
+                    try:
+                        found.update(
+                            r[0] for r in conn.execute(f"SELECT DISTINCT entity_key FROM {table}")
+                        )
+                    except sqlite3.OperationalError:  # table not created: nothing materialized
+                        continue
+            finally:
+                conn.close()
+            suffix, raw_keys = b"", iter(found)
+        else:
+            raise LoyaltyError(f"member_ids() supports redis and sqlite online stores, not {kind}")
+        ids = set()
+        for key in raw_keys:
+            if key.startswith(head) and key.endswith(suffix):
+                found_id = _entity_id(key, len(head), len(suffix))
+                if found_id is not None:
+                    ids.add(found_id)
+        return sorted(ids)
+
+
+def _glob_escape(raw: bytes) -> bytes:
+    """Literal bytes inside a Redis ``MATCH`` pattern."""
+    out = bytearray()
+    for b in raw:
+        if b in b"*?[]\\":
+            out += b"\\"
+        out.append(b)
+    return bytes(out)
+
+
+def _entity_id(key: bytes, head: int, suffix: int) -> str | None:
+    """The string id of a serialized (v3, one string join key) entity key, or None if the key
+    is not exactly head + id + suffix (e.g. another project whose name ends like this one)."""
+    if len(key) < head + 4 + suffix:
+        return None
+    (length,) = struct.unpack_from("<I", key, head)
+    if head + 4 + length + suffix != len(key):
+        return None
+    return key[head + 4 : head + 4 + length].decode("utf-8")
+
 
 def _feature_positions(
     layout: list[tuple[str, list[tuple[str, str]]]],
@@ -198,6 +294,28 @@ def _feature_positions(
             pos += 1
         pos += 1
     return out
+
+
+def _bulk_doubles(
+    replies: list[list[bytes | None]], positions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(values, ok) of the Float64 fields at ``positions`` of every HMGET reply.
+
+    ``ok`` is False where a field is not a plain 9-byte ``double_val`` (null or anything else):
+    callers decode those columns value by value.
+    """
+    n, k = len(replies), len(positions)
+    if k == 0:
+        return np.empty((n, 0)), np.ones((n, 0), dtype=bool)
+    picked = [reply[p] or b"" for reply in replies for p in positions.tolist()]
+    lens = np.fromiter(map(len, picked), dtype=np.int64, count=len(picked))
+    raw = np.frombuffer(b"".join(picked) + bytes(9), dtype=np.uint8)
+    starts = np.cumsum(lens) - lens
+    ok = lens == 9
+    starts = np.where(ok, starts, len(raw) - 9)
+    ok &= raw[starts] == fmt.DOUBLE_TAG
+    values = raw[starts[:, None] + np.arange(1, 9)].copy().view("<f8")[:, 0]
+    return values.reshape(n, k), ok.reshape(n, k)
 
 
 def _decode(raw: bytes | None, kind: str) -> Any:
