@@ -38,6 +38,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _append(rows: list[dict], row: dict) -> None:
+    """A result row, with the 1-minute load average when it was taken (shared 2-core box)."""
+    row["load1"] = round(os.getloadavg()[0], 2)
+    rows.append(row)
+
+
 def simulated(members: int):
     from loyalty_ml.simulate.api import simulate
     from loyalty_ml.simulate.config import load_config
@@ -142,7 +148,8 @@ def bench_pipeline(ds, label: str, rows: list[dict], per_family: bool = True) ->
             t0 = time.perf_counter()
             build_member_features(ds, t_as_of, families=[fam])
             per[fam] = round(time.perf_counter() - t0, 2)
-    rows.append(
+    _append(
+        rows,
         {
             "case": f"pipeline {label}",
             "members": len(frame),
@@ -150,7 +157,7 @@ def bench_pipeline(ds, label: str, rows: list[dict], per_family: bool = True) ->
             "seconds": round(total, 2),
             "per_family_s": str(per),
             "peak_rss_mb": round(peak_rss_mb()),
-        }
+        },
     )
     print(rows[-1], flush=True)
     return frame
@@ -231,7 +238,8 @@ def main(argv: list[str]) -> None:
                 t_hist = time.perf_counter() - t0
                 out = out.merge(labels, on="member_id", how="left")
                 t_total = time.perf_counter() - t0
-                rows.append(
+                _append(
+                    rows,
                     {
                         "case": "training set churn_v1 (get_historical_features + label join)",
                         "members": len(out),
@@ -239,13 +247,14 @@ def main(argv: list[str]) -> None:
                         "seconds": round(t_total, 2),
                         "per_family_s": f"historical {t_hist:.2f} s",
                         "peak_rss_mb": round(peak_rss_mb()),
-                    }
+                    },
                 )
                 print(rows[-1], flush=True)
                 del out
             if "materialize" not in skip:
                 rep = materialize(applied, as_of, engine="fast")
-                rows.append(
+                _append(
+                    rows,
                     {
                         "case": f"materialize fast -> {rep.online_store}",
                         "members": rep.rows["member_rfm"],
@@ -253,7 +262,7 @@ def main(argv: list[str]) -> None:
                         "seconds": round(rep.seconds, 1),
                         "per_family_s": "",
                         "peak_rss_mb": round(peak_rss_mb()),
-                    }
+                    },
                 )
                 print(rows[-1], flush=True)
             if "online" not in skip:
@@ -275,7 +284,8 @@ def main(argv: list[str]) -> None:
                             warmup=100,
                         )
                         pc = percentiles(samples, (50, 99))
-                        rows.append(
+                        _append(
+                            rows,
                             {
                                 "case": f"online {profile} {backend} x{k}",
                                 "members": k,
@@ -283,7 +293,7 @@ def main(argv: list[str]) -> None:
                                 "seconds": "",
                                 "per_family_s": f"p50 {pc['p50']:.3f} ms, p99 {pc['p99']:.3f} ms, max {max(samples):.1f} ms",
                                 "peak_rss_mb": round(peak_rss_mb()),
-                            }
+                            },
                         )
                         print(rows[-1], flush=True)
                     gc.unfreeze()
@@ -313,7 +323,8 @@ def main(argv: list[str]) -> None:
                 sub_applied = apply_repo()
                 for engine in ("feast", "fast"):
                     rep = materialize(sub_applied, as_of, engine=engine)
-                    rows.append(
+                    _append(
+                        rows,
                         {
                             "case": f"materialize {engine} -> {rep.online_store}",
                             "members": rep.rows["member_rfm"],
@@ -321,7 +332,7 @@ def main(argv: list[str]) -> None:
                             "seconds": round(rep.seconds, 1),
                             "per_family_s": "",
                             "peak_rss_mb": round(peak_rss_mb()),
-                        }
+                        },
                     )
                     print(rows[-1], flush=True)
                 teardown_project()

@@ -41,6 +41,7 @@ class StoreConfig(_Strict):
         }
     )
     redis_batch_members: int = Field(default=5000, gt=0)
+    materialize_threads: int = Field(default=2, gt=0)
 
     @property
     def project_name(self) -> str:

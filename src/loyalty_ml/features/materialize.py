@@ -20,6 +20,8 @@ import queue
 import socket
 import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -85,9 +87,19 @@ def materialize(
     as_of: object,
     engine: str = "fast",
     home: Path | None = None,
-    batch_rows: int = 5000,
+    batch_rows: int | None = None,
+    threads: int | None = None,
 ) -> MaterializeReport:
-    """Load the newest snapshot at or before ``as_of`` of every view into the online store."""
+    """Load the newest snapshot at or before ``as_of`` of every view into the online store.
+
+    ``batch_rows`` / ``threads``: entities per pipelined batch and encoding threads of the fast
+    Redis path (defaults: ``store.redis_batch_members`` / ``store.materialize_threads``).
+    """
+    from loyalty_ml.features.config import load_features_config
+
+    settings = load_features_config().store
+    batch_rows = batch_rows or settings.redis_batch_members
+    threads = threads or settings.materialize_threads
     t = to_utc(as_of)
     store = applied.store
     kind = store.config.online_store.type
@@ -105,7 +117,7 @@ def materialize(
         frames = _view_frames(applied, t)
         report.rows = {name: len(f) for name, (_, f) in frames.items()}
         if kind == "redis":
-            _write_redis(store, frames, batch_rows)
+            _write_redis(store, frames, batch_rows, threads)
         elif kind == "sqlite":
             _write_sqlite(store, frames)
         else:
@@ -197,7 +209,7 @@ def _redis_target(store: object) -> tuple[str, int]:
 
 
 def _write_redis(
-    store: object, frames: dict[str, tuple[object, pd.DataFrame]], batch_rows: int
+    store: object, frames: dict[str, tuple[object, pd.DataFrame]], batch_rows: int, threads: int
 ) -> None:
     project = store.project.encode()  # type: ignore[attr-defined]
     by_entity: dict[str, list[tuple[object, pd.DataFrame]]] = {}
@@ -218,8 +230,33 @@ def _write_redis(
                 except BaseException as exc:
                     failure.append(exc)
 
+    def encode(
+        key: str,
+        ids: list[str],
+        group: list[tuple[object, pd.DataFrame]],
+        whole: bool,
+        lo: int,
+        hi: int,
+    ) -> tuple[np.ndarray, int]:
+        keys = fmt.entity_keys(key, ids[lo:hi], suffix=project)
+        if whole and restore is not None:
+            entries, longest = [], 0
+            for view, frame in group:
+                view_entries, view_longest = _listpack_view(view, frame.iloc[lo:hi])
+                entries += view_entries
+                longest = max(longest, view_longest)
+            if restore.fits(entries, longest):
+                return fmt.restore_commands(keys, entries, restore.rdb_version)[0], hi - lo
+        fields = []
+        for view, frame in group:
+            fields += _encode_view(view, frame.iloc[lo:hi])
+        return _hset_commands(keys, fields)[0], hi - lo
+
     thread = threading.Thread(target=sender, daemon=True)
     thread.start()
+    # Batches are encoded by `threads` workers (NumPy releases the GIL), sent in order.
+    pool = ThreadPoolExecutor(max_workers=threads)
+    pending: deque = deque()
     try:
         for entity, pairs in by_entity.items():
             key = JOIN_KEYS[entity]
@@ -231,23 +268,15 @@ def _write_redis(
                     if failure:
                         break
                     hi = min(lo + batch_rows, len(ids))
-                    keys = fmt.entity_keys(key, ids[lo:hi], suffix=project)
-                    buf = None
-                    if whole and restore is not None:
-                        entries, longest = [], 0
-                        for view, frame in group:
-                            view_entries, view_longest = _listpack_view(view, frame.iloc[lo:hi])
-                            entries += view_entries
-                            longest = max(longest, view_longest)
-                        if restore.fits(entries, longest):
-                            buf, _ = fmt.restore_commands(keys, entries, restore.rdb_version)
-                    if buf is None:
-                        fields = []
-                        for view, frame in group:
-                            fields += _encode_view(view, frame.iloc[lo:hi])
-                        buf, _ = _hset_commands(keys, fields)
-                    outbox.put((buf, hi - lo))
+                    pending.append(pool.submit(encode, key, ids, group, whole, lo, hi))
+                    while len(pending) > threads:
+                        outbox.put(pending.popleft().result())
+        while pending:
+            outbox.put(pending.popleft().result())
     finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
         outbox.put(None)
         thread.join()
         pipe.close()
