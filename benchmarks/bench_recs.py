@@ -106,7 +106,21 @@ def beauty(trials: int) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- simulator
-def simulator(trials: int, members: int) -> dict[str, Any]:
+def simulator(
+    trials: int, members: int, targets: str = "new", metric: str = "ndcg@10"
+) -> dict[str, Any]:
+    """Next-period purchases on the built-in shop, one protocol for every method (model sources,
+    blend, popularity, oracle): train on everything up to ``as_of - holdout_days``, rank the whole
+    catalogue for each member with a purchase in the last ``holdout_days``.
+
+    ``targets="new"``: targets = products the member had not bought before; purchased items are
+    excluded from every ranking (what ``home`` serves). ``targets="all"``: targets = every product
+    bought in the period, re-buys included, nothing excluded (the simulator's own quality check,
+    replenishment included). Popularity = distinct buyers in the training period (all methods see
+    the same training data); the oracle ranks by the planted per-order propensities as of the
+    cut-off (``simulate.oracle_scores``); tuning runs on the previous period only.
+    """
+    import pandas as pd
     import scipy.sparse as sp
 
     from loyalty_ml.recs.base import RecModel
@@ -121,12 +135,18 @@ def simulator(trials: int, members: int) -> dict[str, Any]:
         sim_cfg = load_config().model_copy(update={"members": members})
         dataset, truth = simulate(sim_cfg)
     config = load_recs_config().model_copy(update={"threads": 2})
+    config = config.model_copy(
+        update={"tuning": config.tuning.model_copy(update={"targets": targets, "metric": metric})}
+    )
     as_of = dataset.latest_timestamp()
     with timed("split", t):
         val, test, _ = make_splits(dataset, as_of, config)
     cats = _categories(dataset, val.train.item_ids)
+    components = ("transitions", "item_knn", "als", "category_popularity", "popularity")
+    if targets == "all":
+        components = (*components, "repeat")
     with timed("tune", t):
-        report = tune(config, val, trials, item_categories=cats)
+        report = tune(config, val, trials, components=components, item_categories=cats)
     with timed("evaluate_test", t):
         methods = evaluate_methods(report.config, test, cats)
 
@@ -144,31 +164,57 @@ def simulator(trials: int, members: int) -> dict[str, Any]:
             out[:, cols[ok]] = scores[:, ok]
             return out
 
-    import pandas as pd
+    class BoughtBefore(RecModel):
+        """Naive re-buy baseline: the member's own purchases (most bought first), then
+        popularity."""
+
+        name = "_bought_before"
+
+        def fit(self, user_items, *, recency=None):
+            return self
+
+        def score(self, user_items, *, recency=None, userids=None):
+            own = np.asarray(test.train.counts[userids].todense(), np.float32)
+            return own + 1e-3 * pop[None, :] / max(float(pop.max()), 1.0)
 
     cutoff = as_of - pd.Timedelta(days=config.tuning.holdout_days)
     pd_index = pd.Index(test.train.item_ids)
+    pop = np.asarray((test.train.counts > 0).sum(axis=0)).ravel().astype(np.float32)
     oracle = Oracle()
     oracle.n_items = len(pd_index)
     with timed("oracle", t):
         methods["oracle (truth)"] = evaluate(oracle, test, config.tuning.ks).metrics
+    if targets == "all":
+        baseline = BoughtBefore()
+        baseline.n_items = len(pd_index)
+        methods["bought_before+popularity"] = evaluate(baseline, test, config.tuning.ks).metrics
     rows = [_row(k, v) for k, v in methods.items()]
     print(markdown_table(rows))
     ratio = methods["blend"]["recall@20"] / max(methods["popularity"]["recall@20"], 1e-12)
-    print(f"blend / popularity recall@20 = {ratio:.2f}")
+    oracle_ratio = methods["oracle (truth)"]["recall@20"] / max(
+        methods["popularity"]["recall@20"], 1e-12
+    )
+    print(f"blend / popularity recall@20 = {ratio:.2f} (oracle / popularity {oracle_ratio:.2f})")
     payload = {
         "members": members,
+        "targets_protocol": targets,
         "items": int(test.train.user_items.shape[1]),
         "targets": int(test.targets.nnz),
         "eval_members": len(test.eval_users),
         "holdout_days": config.tuning.holdout_days,
+        "trials_per_source": trials,
+        "tuning_metric": metric,
         "test": methods,
         "ratio_vs_popularity_recall@20": ratio,
+        "oracle_ratio_vs_popularity_recall@20": oracle_ratio,
         "validation_best": report.best,
+        "tuned_weights": report.config.blend.weights,
+        "tuned_category_popularity": report.config.category_popularity.model_dump(),
         "seconds": t,
+        "load_average": os.getloadavg(),
         "nnz_train": int(sp.csr_matrix(test.train.counts).nnz),
     }
-    save("recs_simulator", payload)
+    save(f"recs_simulator_{targets}", payload)
     return payload
 
 
@@ -199,18 +245,45 @@ def synthetic(n_users: int, n_items: int, per_user: int, seed: int = 0):
     return inter
 
 
-def speed(quick: bool) -> dict[str, Any]:
+def speed(quick: bool, profile: str = "fast") -> dict[str, Any]:
+    """Training and batch speed on ``synthetic`` data: 200k members x 20k items x 25 purchases
+    (5M interactions; ``quick``: 20k x 5k). Each source is fitted once (wall and process CPU
+    seconds), the blend is assembled from them, the serving bundle is built (it precomputes every
+    member's ``home`` list, i.e. a vectorised top-``precomputed_home`` pass over all members), then
+    ``recommend_batch(all members, 20, "home")`` runs the ``loyalty recommend --all`` path
+    (precomputed lists off, as after ``with_members``: vectorised scoring, same policy filters).
+
+    ``profile="default"``: ``config/recs.yaml`` as is (Beauty-tuned: ALS 24 iterations, BPR 64
+    factors x 200 iterations); ``"fast"``: the same but ALS 10 iterations and BPR off (blend weight
+    0), the setting the 60 s bar is checked with.
+    """
     import scipy.sparse as sp
 
     from loyalty_ml.recs.config import load_recs_config
     from loyalty_ml.recs.evaluation import Split
+    from loyalty_ml.recs.models import BlendModel
     from loyalty_ml.recs.serving import build_recommender
-    from loyalty_ml.recs.tuning import fit_blend, fit_component
+    from loyalty_ml.recs.tuning import fit_component
 
     config = load_recs_config().model_copy(update={"threads": 2})
+    if profile == "fast":
+        weights = {**config.blend.weights, "bpr": 0.0}
+        config = config.model_copy(
+            update={
+                "als": config.als.model_copy(update={"iterations": 10}),
+                "blend": config.blend.model_copy(update={"weights": weights}),
+            }
+        )
     n_users, n_items, per_user = (20_000, 5_000, 25) if quick else (200_000, 20_000, 25)
-    res: dict[str, Any] = {"config_weights": config.blend.weights}
+    res: dict[str, Any] = {
+        "profile": profile,
+        "config_weights": config.blend.weights,
+        "als": config.als.model_dump(),
+        "bpr": config.bpr.model_dump(),
+        "load_average_start": os.getloadavg(),
+    }
     t: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     inter = synthetic(n_users, n_items, per_user)
     res["train"] = {
         "members": n_users,
@@ -219,60 +292,55 @@ def speed(quick: bool) -> dict[str, Any]:
         "distinct_pairs": int(inter.counts.nnz),
     }
     split = Split(inter, sp.csr_matrix(inter.user_items.shape, dtype=np.float32))
-    per_source = {}
-    for name in ("popularity", "repeat", "item_knn", "transitions", "als"):
-        started = time.perf_counter()
-        fit_component(name, config, split)
-        per_source[name] = time.perf_counter() - started
-        print(f"fit {name}: {per_source[name]:.1f} s", flush=True)
+    blend = BlendModel(config.blend.weights)
+    names = [n for n, w in config.blend.weights.items() if w > 0]
+    names += [n for n in ("popularity", "repeat") if n not in names]
+    for name in names:
+        started, started_cpu = time.perf_counter(), time.process_time()
+        blend.add(fit_component(name, config, split))
+        t[f"fit {name}"] = time.perf_counter() - started
+        cpu[f"fit {name}"] = time.process_time() - started_cpu
+        print(f"fit {name}: {t[f'fit {name}']:.1f} s ({cpu[f'fit {name}']:.1f} s CPU)", flush=True)
         gc.collect()
-    with timed("fit_blend", t):
-        blend = fit_blend(config, split)
-    print(f"fit blend (all sources): {t['fit_blend']:.1f} s", flush=True)
-    with timed("build_serving", t):
-        rec = build_recommender(blend, inter, config)
-    print(f"build serving bundle: {t['build_serving']:.1f} s", flush=True)
+    t["fit total"] = sum(v for k, v in t.items() if k.startswith("fit "))
+    cpu["fit total"] = sum(v for k, v in cpu.items() if k.startswith("fit "))
+    started, started_cpu = time.perf_counter(), time.process_time()
+    rec = build_recommender(blend, inter, config)
+    t["build bundle"] = time.perf_counter() - started
+    cpu["build bundle"] = time.process_time() - started_cpu
+    t["of which precompute home lists"] = float(rec.meta.get("home_seconds", float("nan")))
+    print(f"build serving bundle: {t['build bundle']:.1f} s", flush=True)
     del blend
     gc.collect()
     members = inter.user_ids
-    with timed("batch_top20", t):
-        frame = rec.recommend_batch(members, 20, "home")
+    rec.home = None  # the `loyalty recommend --all` path (after with_members): scored in batch
+    started, started_cpu = time.perf_counter(), time.process_time()
+    frame = rec.recommend_batch(members, 20, "home")
+    t["batch top-20 all members"] = time.perf_counter() - started
+    cpu["batch top-20 all members"] = time.process_time() - started_cpu
     print(
-        f"batch top-20 for {len(members)} members: {t['batch_top20']:.1f} s ({len(frame)} rows)",
+        f"batch top-20 for {len(members)} members: {t['batch top-20 all members']:.1f} s "
+        f"({len(frame)} rows)",
         flush=True,
     )
-    res["fit_seconds_per_source"] = per_source
+    res["batch_rows"] = len(frame)
     res["seconds"] = t
-    res["latency_20k"] = _latency(rec, members)
-    del rec
-    gc.collect()
-    # 100k-item catalogue: serving compute for one member
-    big_users, big_items = (10_000, 100_000) if not quick else (5_000, 50_000)
-    big = synthetic(big_users, big_items, 30, seed=1)
-    cfg_big = config.model_copy(
-        update={
-            "als": config.als.model_copy(update={"factors": 32, "iterations": 5}),
-            "serving": config.serving.model_copy(update={"similar_sources": ["item_knn"]}),
-        }
-    )
-    bsplit = Split(big, sp.csr_matrix(big.user_items.shape, dtype=np.float32))
-    with timed("big_fit_and_build", t):
-        rec_big = build_recommender(fit_blend(cfg_big, bsplit), big, cfg_big)
-    res["latency_100k"] = _latency(rec_big, big.user_ids)
-    res["latency_100k"]["items"] = big_items
+    res["cpu_seconds"] = cpu
     res["peak_rss_mb"] = peak_rss_mb()
-    print(json.dumps({k: res[k] for k in ("latency_20k", "latency_100k")}, indent=1))
-    save("recs_speed", res)
+    res["load_average_end"] = os.getloadavg()
+    print(json.dumps(res, indent=1, default=str))
+    save(f"recs_speed_{profile}", res)
     return res
 
 
-def latency(members: int, items: int) -> dict[str, Any]:
-    """Serving compute on a large catalogue and batch throughput (light training settings)."""
+def latency(members: int, items: int, cache_dir: str | None = None) -> dict[str, Any]:
+    """Serving compute on a large catalogue (light ALS/BPR: this part measures serving, not
+    training). ``cache_dir``: reuse / keep the built bundle there (re-measure without refitting)."""
     import scipy.sparse as sp
 
     from loyalty_ml.recs.config import load_recs_config
     from loyalty_ml.recs.evaluation import Split
-    from loyalty_ml.recs.serving import build_recommender
+    from loyalty_ml.recs.serving import Recommender, build_recommender
     from loyalty_ml.recs.tuning import fit_blend
 
     config = load_recs_config().model_copy(update={"threads": 2})
@@ -285,14 +353,27 @@ def latency(members: int, items: int) -> dict[str, Any]:
     )
     t: dict[str, float] = {}
     inter = synthetic(members, items, 25, seed=1)
-    split = Split(inter, sp.csr_matrix(inter.user_items.shape, dtype=np.float32))
-    with timed("fit", t):
-        blend = fit_blend(config, split)
-    with timed("build", t):
-        rec = build_recommender(blend, inter, config)
-    del blend
+    bundle = Path(cache_dir) / f"latency-{members}x{items}" if cache_dir else None
+    if bundle is not None and (bundle / "recommender.npz").is_file():
+        with timed("load", t):
+            rec = Recommender.load(bundle)
+    else:
+        split = Split(inter, sp.csr_matrix(inter.user_items.shape, dtype=np.float32))
+        with timed("fit", t):
+            blend = fit_blend(config, split)
+        with timed("build", t):
+            rec = build_recommender(blend, inter, config)
+        t["precompute_home"] = float(rec.meta.get("home_seconds", float("nan")))
+        del blend
+        if bundle is not None:
+            rec.save(bundle)
     gc.collect()
-    res: dict[str, Any] = {"members": members, "items": items, "interactions": members * 25}
+    res: dict[str, Any] = {
+        "members": members,
+        "items": items,
+        "interactions": members * 25,
+        "home_k": rec.home_k,
+    }
     res["latency"] = _latency(rec, inter.user_ids)
     with timed("batch_top20", t):
         frame = rec.recommend_batch(inter.user_ids, 20, "home")
@@ -300,37 +381,64 @@ def latency(members: int, items: int) -> dict[str, Any]:
     res["batch_members_per_s"] = members / t["batch_top20"]
     res["seconds"] = t
     res["peak_rss_mb"] = peak_rss_mb()
+    res["load_average"] = os.getloadavg()
     print(json.dumps(res, indent=1))
     save("recs_latency", res)
     return res
 
 
-def _latency(rec, member_ids, n: int = 2000) -> dict[str, Any]:
+def _latency(rec, member_ids, n: int = 2000, warmup: int = 300) -> dict[str, Any]:
+    """Per scenario: ``warmup`` untimed requests, then ``gc.freeze()`` and ``n`` timed ones (one
+    member each, n=10 items, points attached unless stated). Wall time and the thread's CPU time
+    (the latter is immune to the scheduler pre-empting the process on a shared machine)."""
     rng = np.random.default_rng(0)
     sample = rng.choice(member_ids, size=min(n, len(member_ids)), replace=False)
-    product = rec.item_ids[0]
+    popular = rec.item_ids[rec.popular_top[:50]]
+    carts = [list(rng.choice(popular, size=3, replace=False)) for _ in range(len(sample))]
+    anchors = rng.choice(rec.item_ids, size=len(sample))
     out: dict[str, Any] = {}
-    for label, kwargs in (
-        ("home", {}),
-        ("home_no_points", {"with_points": False}),
-        ("cart", {"cart": [product]}),
-        ("post_purchase", {}),
-        ("similar", {"product_id": product}),
-        ("cold_start", {}),
-    ):
-        context = {"home_no_points": "home", "cold_start": "home"}.get(label, label)
-        for m in sample[:100]:
-            rec.recommend(str(m), 10, context, **kwargs)
+    home = rec.home
+    scenarios = (
+        ("home", "home", {}),
+        ("home_live", "home", {}),  # precomputed lists off: every source scored per request
+        ("home_no_points", "home", {"with_points": False}),
+        ("cart", "cart", {}),
+        ("post_purchase", "post_purchase", {}),
+        ("similar", "similar", {}),
+        ("cold_start", "home", {}),
+    )
+    for label, context, kwargs in scenarios:
+        rec.home = None if label == "home_live" else home
+
+        def call(j: int, m: str, context=context, kwargs=kwargs, label=label) -> None:
+            extra = dict(kwargs)
+            if context == "cart":
+                extra["cart"] = carts[j]
+            elif context == "similar":
+                extra["product_id"] = str(anchors[j])
+            who = f"nobody-{j}" if label == "cold_start" else str(m)
+            rec.recommend(who, 10, context, **extra)
+
+        for j in range(min(warmup, len(sample))):
+            call(j, sample[j])
         gc.collect()
         gc.freeze()
-        samples = []
-        for m in sample:
-            who = "nobody" if label == "cold_start" else str(m)
-            started = time.perf_counter()
-            rec.recommend(who, 10, context, **kwargs)
+        samples, cpu = [], []
+        for j, m in enumerate(sample):
+            started, started_cpu = time.perf_counter(), time.thread_time()
+            call(j, m)
             samples.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.thread_time() - started_cpu) * 1000)
         gc.unfreeze()
-        out[label] = {**percentiles(samples, (50, 99)), "max": float(np.max(samples))}
+        cpu_p = percentiles(cpu, (50, 99))
+        out[label] = {
+            **percentiles(samples, (50, 99)),
+            "max": float(np.max(samples)),
+            "cpu_p50": cpu_p["p50"],
+            "cpu_p99": cpu_p["p99"],
+        }
+        print(f"{label}: {out[label]}", flush=True)
+    rec.home = home
     return out
 
 
@@ -343,14 +451,28 @@ def main(argv: list[str]) -> None:
     if "beauty" in parts:
         results["beauty"] = beauty(trials)
     if "simulator" in parts:
-        results["simulator"] = simulator(trials, int(_arg(argv, "members", "20000")))
+        for targets in _arg(argv, "targets", "new,all").split(","):
+            results[f"simulator_{targets}"] = simulator(
+                trials,
+                int(_arg(argv, "members", "20000")),
+                targets,
+                _arg(argv, "metric", "ndcg@10"),
+            )
     if "speed" in parts:
-        results["speed"] = speed(quick)
+        results["speed"] = speed(quick, _arg(argv, "profile", "fast"))
     if "latency" in parts:
         results["latency"] = latency(
-            int(_arg(argv, "members", "10000")), int(_arg(argv, "items", "100000"))
+            int(_arg(argv, "members", "10000")),
+            int(_arg(argv, "items", "100000")),
+            _arg(argv, "cache", "") or None,
         )
-    write_markdown()
+    from benchmarks.common import RESULTS_DIR
+
+    # tables of the JSON results present (benchmarks/results/recs.md is edited by hand from them)
+    try:
+        print("tables:", write_markdown(RESULTS_DIR / "recs.md"))
+    except (KeyError, TypeError) as exc:  # older JSON layouts present
+        print(f"tables not written ({exc!r})")
 
 
 def _load(name: str) -> dict[str, Any] | None:

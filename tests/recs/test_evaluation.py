@@ -113,3 +113,34 @@ def test_tuning_improves_or_keeps_validation(blocks):
     assert report.best["blend"] >= 0.0
     assert set(report.best) >= {"item_knn", "transitions", "blend"}
     assert report.config.blend.weights["item_knn"] >= 0
+
+
+def test_rebuy_targets_count_only_when_seen_items_are_ranked():
+    # user 0 bought item 0 and buys it again: a re-buy target
+    split = _split([[0], [3]], [[0], [1]], 5)
+    new_only = evaluate(Fixed().fit(split.train.user_items), split, ks=[1])
+    assert new_only.metrics["hr@1"] == 0.0  # item 0 excluded for user 0; user 1 gets item 0
+    split.exclude_seen = False
+    with_rebuys = evaluate(Fixed().fit(split.train.user_items), split, ks=[1])
+    assert with_rebuys.metrics["hr@1"] == 0.5  # user 0's re-buy of item 0 is now a hit
+
+
+def test_temporal_targets_new_vs_all(shop):
+    import pandas as pd
+
+    from loyalty_ml.recs.config import RecsConfig
+    from loyalty_ml.recs.train import make_splits
+
+    cfg = RecsConfig()
+    as_of = shop.latest_timestamp() + pd.Timedelta(seconds=1)
+    splits = {}
+    for targets in ("new", "all"):
+        c = cfg.model_copy(update={"tuning": cfg.tuning.model_copy(update={"targets": targets})})
+        splits[targets] = make_splits(shop, as_of, c)[1]
+    new, every = splits["new"], splits["all"]
+    assert new.exclude_seen and not every.exclude_seen
+    bought = new.train.counts > 0
+    assert new.targets.multiply(bought).nnz == 0  # new: nothing bought before
+    assert every.targets.multiply(bought).nnz > 0  # all: re-buys (c0) are targets
+    assert (every.targets - every.targets.multiply(new.targets)).nnz > 0
+    assert new.targets.multiply(every.targets).nnz == new.targets.nnz  # new ⊂ all

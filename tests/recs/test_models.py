@@ -172,3 +172,53 @@ def test_repeat_model_scores_rebought_items_only():
     assert model.repeat_rate[1] == 0 and model.repeat_rate[2] == 0
     scores = model.score(counts[[3]], recency=None)
     assert scores[0, 0] > 0 and scores[0, 1] == 0
+
+
+def test_repeat_smoothing_scores_every_bought_item_by_its_rate():
+    counts = sp.csr_matrix(np.array([[3, 1, 0], [2, 1, 0], [2, 0, 1], [1, 1, 1]], np.float32))
+    model = RepeatModel(min_buyers=2, min_repeat_rate=0.5, smoothing=2.0, profile="weights").fit(
+        counts
+    )
+    # serving's gate is unchanged; the offline score now ranks item 1 (rate 0) below item 0
+    assert model.repeat_rate[1] == 0
+    scores = model.score(counts[[3]], recency=None)
+    assert scores[0, 0] > scores[0, 1] > 0 and scores[0, 2] > 0
+
+
+def test_category_popularity_prior_reaches_unseen_categories():
+    cats = np.array([0, 0, 1, 1])
+    ui = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 1], [1, 0, 1, 1]], np.float32))
+    user = sp.csr_matrix(np.array([[0, 1, 0, 0]], np.float32))  # history in category 0 only
+    # recency rank 0 (latest) of item 1, stored explicitly
+    user_rec = sp.csr_matrix((np.zeros(1, np.float32), (np.array([0]), np.array([1]))), (1, 4))
+    plain = CategoryPopularityModel().set_item_categories(cats).fit(ui)
+    assert plain.score(user, recency=user_rec)[0, 2:].max() == 0
+    smooth = CategoryPopularityModel(prior=1.0, within="share").set_item_categories(cats).fit(ui)
+    s = smooth.score(user, recency=user_rec)[0]
+    assert s[2] > 0 and s[3] > 0  # other category reached through the prior
+    assert min(s[0], s[1]) > max(s[2], s[3])  # the member's own category still first
+    # P(category 0) = (1 + 1.0 x 0.5) / (1 + 1.0) = 0.75, items share it equally (within=share)
+    assert s[0] + s[1] == pytest.approx(0.75, rel=1e-5)
+    assert s[2] == pytest.approx(0.125, rel=1e-5)
+
+
+def test_sparse_and_dense_similarity_agree():
+    """Large sparse catalogues skip the dense pass: same neighbour values per row."""
+    import loyalty_ml.recs.models as models
+
+    rng = np.random.default_rng(3)
+    ui = sp.random(300, 120, density=0.05, random_state=rng, format="csr", dtype=np.float32)
+    ui.data[:] = 1
+    fitted = {}
+    for share in (0.0, 2.0):  # 0: always sparse path, 2: always dense
+        old = models._SPARSE_SHARE
+        models._SPARSE_SHARE = share
+        try:
+            fitted[share] = models.ItemKNNModel(neighbours=10, shrink=2.0).fit(ui).similarity
+        finally:
+            models._SPARSE_SHARE = old
+    a, b = fitted[0.0], fitted[2.0]
+    for r in range(a.shape[0]):
+        va = np.sort(a[r].data)[::-1]
+        vb = np.sort(b[r].data)[::-1]
+        np.testing.assert_allclose(va, vb, rtol=1e-5)

@@ -201,3 +201,79 @@ def test_similar_from_sparse_sources_only(shop, shop_config, tmp_path):
     res = rec.recommend("m3", 5, "similar", product_id="skin1", now=NOW)
     assert "skin1" not in res.product_ids and len(set(res.product_ids)) == len(res.items) == 5
     assert res.fallback is None
+
+
+@pytest.fixture(scope="module")
+def rec_catpop(shop, shop_config, tmp_path_factory):
+    """Every home source on, category popularity with a prior (exercises all batch paths)."""
+    from loyalty_ml.recs.train import train_recs
+
+    weights = {**shop_config.blend.weights, "category_popularity": 0.5, "popularity": 0.05}
+    cfg = shop_config.model_copy(
+        update={
+            "blend": shop_config.blend.model_copy(update={"weights": weights}),
+            "category_popularity": shop_config.category_popularity.model_copy(
+                update={"prior": 1.0, "within": "share", "history_decay": 0.9}
+            ),
+            "serving": shop_config.serving.model_copy(update={"precomputed_home": 12}),
+        }
+    )
+    out = tmp_path_factory.mktemp("catpop")
+    train_recs(shop, None, cfg, trials=0, track=False, out_dir=out)
+    return Recommender.load(out)
+
+
+def test_precomputed_home_matches_live_scoring(rec_catpop, shop):
+    rec = rec_catpop
+    assert rec.home is not None and rec.home_k == 12
+    members = sorted(shop.members["member_id"])[:40]
+    precomputed = {m: rec.recommend(m, 8, "home", now=NOW) for m in members}
+    home, rec.home = rec.home, None
+    try:
+        live = {m: rec.recommend(m, 8, "home", now=NOW) for m in members}
+    finally:
+        rec.home = home
+    same = 0
+    for m in members:
+        a, b = precomputed[m], live[m]
+        assert a.fallback is None and not set(a.product_ids) & _bought(shop, m)
+        same += a.product_ids == b.product_ids
+        np.testing.assert_allclose(
+            sorted(i["score"] for i in a.items), sorted(i["score"] for i in b.items), atol=1e-4
+        )
+        points_live = {i["product_id"]: i["points_to_earn"] for i in b.items}
+        for item in a.items:
+            assert item["points_to_earn"] is not None
+            if item["product_id"] in points_live:
+                assert item["points_to_earn"] == points_live[item["product_id"]]
+        assert {i["reason"] for i in a.items} <= {i["reason"] for i in b.items} | {
+            "popular_in_your_categories",
+            "popular",
+        }
+    assert same >= len(members) - 2  # float ties may swap neighbours
+
+
+def test_precomputed_home_respects_tier_and_falls_back(rec_catpop):
+    rec = rec_catpop
+    m = "m0"  # normal tier
+    assert "gold1" not in rec.recommend(m, 10, "home", now=NOW).product_ids
+    # more items than stored: served live, still no repeats, still filtered
+    many = rec.recommend(m, 30, "home", now=NOW)
+    assert len(set(many.product_ids)) == len(many.items) and "gold1" not in many.product_ids
+    # include_purchased differs from the stored lists' policy: served live
+    again = rec.recommend("m5", 40, "home", now=NOW, include_purchased=True)
+    assert "c0" in again.product_ids
+
+
+def test_batch_uses_category_popularity_vectorised(rec_catpop, shop):
+    members = sorted(shop.members["member_id"])[:30]
+    home, rec_catpop.home = rec_catpop.home, None
+    try:
+        batch = rec_catpop.recommend_batch(members, 6, "home", now=NOW, block_size=7)
+        single = {m: rec_catpop.recommend(m, 6, "home", with_points=False) for m in members}
+    finally:
+        rec_catpop.home = home
+    same = sum(
+        batch[batch.member_id == m]["product_id"].tolist() == single[m].product_ids for m in members
+    )
+    assert same >= len(members) - 2

@@ -72,11 +72,25 @@ class RepeatConfig(_Strict):
     min_buyers: int = Field(5, ge=1)
     min_repeat_rate: float = Field(0.15, ge=0, le=1)
     history_decay: float = Field(0.7, gt=0, le=1)
+    profile: Literal["history", "weights"] = Field(
+        "history", description="Offline score: decay^rank history or time-decayed weights."
+    )
+    smoothing: float = Field(
+        0.0, ge=0, description="Pseudo-buyers at the overall re-buy rate (0 = gated rate only)."
+    )
 
 
 class CategoryPopularityConfig(_Strict):
+    """Popular items in the member's categories: P(category | member) x weight within it."""
+
     history_decay: float = Field(0.8, gt=0, le=1)
     max_history: int = Field(20, ge=1)
+    prior: float = Field(
+        0.0, ge=0, description="Dirichlet pseudo-count towards the overall category shares."
+    )
+    within: Literal["max", "share"] = Field(
+        "max", description="Item weight: buyers / top item's buyers (max) or / category's (share)."
+    )
 
 
 class BlendConfig(_Strict):
@@ -102,6 +116,12 @@ class TuningConfig(_Strict):
         "(test) and the one before (validation).",
     )
     holdout_days: int = Field(28, ge=1, description="Temporal protocol: length of each period.")
+    targets: Literal["new", "all"] = Field(
+        "new",
+        description="Temporal protocol: 'new' = products new to the member (the member's history "
+        "is excluded from every ranking, as in `home`); 'all' = every product bought in the "
+        "period, re-buys included, nothing excluded (replenishment / post_purchase view).",
+    )
     metric: str = "ndcg@10"
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20, 50])
     max_tuning_members: int = Field(30000, ge=100, description="Validation sample for tuning.")
@@ -121,6 +141,12 @@ class ScenarioConfig(_Strict):
 
     precomputed_per_member: int = Field(
         200, ge=0, description="Factor-model top list stored per member."
+    )
+    precomputed_home: int = Field(
+        50,
+        ge=0,
+        description="Final 'home' candidates stored per member (0 = score every request live); "
+        "requests for more items, or left short by the tier filter, are scored live.",
     )
     candidates_per_item: int = Field(50, ge=1)
     cart_substitute_penalty: float = Field(

@@ -70,6 +70,10 @@ class Split:
     train: Interactions
     targets: sp.csr_matrix
     name: str = "split"
+    #: True: the member's purchased training items are removed from the ranking (and the targets
+    #: hold only items new to the member), as serving's ``home`` does; False: every item is ranked
+    #: and targets may be re-buys (replenishment view).
+    exclude_seen: bool = True
 
     @property
     def eval_users(self) -> np.ndarray:
@@ -109,8 +113,11 @@ def evaluate(
     *,
     popularity: np.ndarray | None = None,
     keep_lists: bool = False,
+    exclude_seen: bool | None = None,
 ) -> EvalResult:
-    """Full-ranking metrics of ``model`` on ``split`` (training items excluded)."""
+    """Full-ranking metrics of ``model`` on ``split`` (training items excluded unless
+    ``exclude_seen`` — default ``split.exclude_seen`` — is False)."""
+    exclude_seen = split.exclude_seen if exclude_seen is None else exclude_seen
     users = split.eval_users if users is None else np.asarray(users)
     ks = sorted(set(ks))
     kmax = max(ks)
@@ -126,7 +133,10 @@ def evaluate(
         rows = users[start : start + batch]
         ui = train.user_items[rows]
         scores = model.score(ui, recency=train.recency[rows], userids=rows)
-        ids, _ = top_n(scores, kmax, exclude=ui)
+        # exclusion = what serving's `home` excludes: purchased items (all interactions when the
+        # data hold no purchase counts, e.g. plain sequences)
+        seen = train.counts[rows] if train.counts.nnz else ui
+        ids, _ = top_n(scores, kmax, exclude=seen if exclude_seen else None)
         tgt = split.targets[rows]
         rel = np.zeros(ids.shape, dtype=bool)
         for r in range(len(rows)):

@@ -18,6 +18,8 @@ from loyalty_ml.recs.base import RecModel, as_csr, history_profile, model_class
 
 # Dense work blocks stay below ~this many float32 cells (memory bound, ~80 MB).
 _BLOCK_CELLS = 20_000_000
+# Blocks with fewer stored co-occurrences than this share of their cells skip the dense pass.
+_SPARSE_SHARE = 0.05
 
 
 def _binary(user_items: sp.csr_matrix) -> sp.csr_matrix:
@@ -55,6 +57,34 @@ def _normalised_topk(
     )
 
 
+def _normalised_topk_sparse(
+    cooc: sp.csr_matrix,
+    row_ids: np.ndarray,
+    counts: np.ndarray,
+    *,
+    k: int,
+    alpha: float,
+    shrink: float,
+) -> sp.csr_matrix:
+    """:func:`_normalised_topk` on the stored entries only (large, sparse catalogues): the same
+    values; among equal values at the K-th place the lower item index is kept."""
+    cooc = sp.csr_matrix(cooc, dtype=np.float32)
+    cooc.sum_duplicates()
+    rows = np.repeat(np.arange(cooc.shape[0]), np.diff(cooc.indptr))
+    cols = cooc.indices.astype(np.int64)
+    left = np.power(np.maximum(counts[row_ids], 1.0), alpha)[rows]
+    right = np.power(np.maximum(counts, 1.0), 1.0 - alpha)[cols]
+    vals = (cooc.data / (left * right + shrink)).astype(np.float32)
+    keep = (cols != row_ids[rows]) & (vals > 0)
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    starts = np.searchsorted(rows, np.arange(cooc.shape[0]))
+    rank = np.arange(len(rows)) - starts[rows]
+    sel = rank < k
+    return sp.csr_matrix((vals[sel], (rows[sel], cols[sel])), shape=(len(row_ids), cooc.shape[1]))
+
+
 def _blocked_similarity(
     items_by_row: sp.csr_matrix, right: sp.csr_matrix, counts: np.ndarray, **kw: Any
 ) -> sp.csr_matrix:
@@ -64,8 +94,12 @@ def _blocked_similarity(
     parts = []
     for start in range(0, n_items, block):
         stop = min(start + block, n_items)
-        cooc = items_by_row[start:stop] @ right
-        parts.append(_normalised_topk(cooc, np.arange(start, stop), counts, **kw))
+        cooc = sp.csr_matrix(items_by_row[start:stop] @ right)
+        rows = np.arange(start, stop)
+        if cooc.nnz < _SPARSE_SHARE * cooc.shape[0] * cooc.shape[1]:
+            parts.append(_normalised_topk_sparse(cooc, rows, counts, **kw))
+        else:
+            parts.append(_normalised_topk(cooc, rows, counts, **kw))
     return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, n_items))
 
 
@@ -128,11 +162,9 @@ class CategoryPopularityModel(RecModel):
         if getattr(self, "item_categories", None) is None:
             self.item_categories = np.zeros(self.n_items, dtype=np.int64)
         counts = np.asarray(_binary(user_items).sum(axis=0)).ravel().astype(np.float32)
-        cats = np.where(self.item_categories < 0, 0, self.item_categories)
-        peak = np.zeros(cats.max(initial=0) + 1, np.float32)
-        np.maximum.at(peak, cats, counts)
-        self.within = counts / np.maximum(peak[cats], 1.0)
-        self.within[self.item_categories < 0] = 0.0
+        self.within, self.category_share = _within_category(
+            counts, self.item_categories, self.params.get("within", "max")
+        )
         return self
 
     def score(self, user_items, *, recency=None, userids=None):
@@ -150,15 +182,46 @@ class CategoryPopularityModel(RecModel):
             shape=(self.n_items, n_cats),
         )
         pref = np.asarray((prof @ onehot).todense(), dtype=np.float32)
+        prior = float(p.get("prior", 0.0))
+        if prior > 0:  # Dirichlet smoothing towards the catalogue-wide category shares
+            pref += prior * self.category_share[None, : pref.shape[1]]
         pref /= np.maximum(pref.sum(axis=1, keepdims=True), 1e-12)
         return (pref[:, cats] * self.within[None, :]).astype(np.float32)
 
     def _state(self):
-        return {"item_categories": self.item_categories, "within": self.within}
+        return {
+            "item_categories": self.item_categories,
+            "within": self.within,
+            "category_share": self.category_share,
+        }
 
     def _set_state(self, state):
         self.item_categories = state["item_categories"]
         self.within = state["within"]
+        cats = np.where(self.item_categories < 0, 0, self.item_categories)
+        default = np.zeros(cats.max(initial=0) + 1, np.float32)
+        self.category_share = state.get("category_share", default)
+
+
+def _within_category(
+    counts: np.ndarray, item_categories: np.ndarray, within: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(item weight within its category, share of all buyers per category). ``within``: "max" =
+    buyers / the category's top item's buyers; "share" = buyers / the category's buyers (an
+    estimate of P(item | category))."""
+    cats = np.where(item_categories < 0, 0, item_categories)
+    n_cats = cats.max(initial=0) + 1
+    if within == "share":
+        denom = np.bincount(cats, weights=counts, minlength=n_cats).astype(np.float32)
+    else:
+        denom = np.zeros(n_cats, np.float32)
+        np.maximum.at(denom, cats, counts)
+    out = (counts / np.maximum(denom[cats], 1.0)).astype(np.float32)
+    out[item_categories < 0] = 0.0
+    known = item_categories >= 0
+    share = np.bincount(cats[known], weights=counts[known], minlength=n_cats).astype(np.float32)
+    share /= max(float(share.sum()), 1e-12)
+    return out, share
 
 
 class _ItemItemModel(RecModel):
@@ -291,15 +354,29 @@ class RepeatModel(RecModel):
 
     ``fit(user_items)`` reads ``user_items`` as purchase *counts*; ``repeat_rate[i]`` is the share
     of an item's buyers who bought it at least twice (0 below ``min_buyers``/``min_repeat_rate``).
-    Scores only the member's own history, newest first (``history_decay ** rank``).
+    Scores only the member's own history: ``history_decay ** rank`` (newest first) or, with
+    ``profile="weights"``, the time-decayed interaction weights; times the re-buy rate (with
+    ``smoothing`` > 0 every item's rate, shrunk towards the overall rate, not only the gated
+    ``repeat_rate`` that serving uses to allow re-buys).
     """
 
     name = "repeat"
     uses_recency = True
 
-    def __init__(self, min_buyers=5, min_repeat_rate=0.15, history_decay=0.7):
+    def __init__(
+        self,
+        min_buyers=5,
+        min_repeat_rate=0.15,
+        history_decay=0.7,
+        profile="history",
+        smoothing=0.0,
+    ):
         super().__init__(
-            min_buyers=min_buyers, min_repeat_rate=min_repeat_rate, history_decay=history_decay
+            min_buyers=min_buyers,
+            min_repeat_rate=min_repeat_rate,
+            history_decay=history_decay,
+            profile=profile,
+            smoothing=smoothing,
         )
 
     def fit(self, user_items, *, recency=None):
@@ -310,23 +387,33 @@ class RepeatModel(RecModel):
         rate = repeaters / np.maximum(buyers, 1.0)
         ok = (buyers >= self.params["min_buyers"]) & (rate >= self.params["min_repeat_rate"])
         self.repeat_rate = np.where(ok, rate, 0.0).astype(np.float32)
+        a = float(self.params.get("smoothing", 0.0))
+        if a > 0:  # every item, rate shrunk towards the overall re-buy rate by `a` pseudo-buyers
+            overall = float(repeaters.sum() / max(buyers.sum(), 1.0))
+            self.score_rate = ((repeaters + a * overall) / (buyers + a)).astype(np.float32)
+        else:
+            self.score_rate = self.repeat_rate
         return self
 
     def score(self, user_items, *, recency=None, userids=None):
-        prof = history_profile(
-            as_csr(user_items, self.n_items), recency, self.params["history_decay"], 10**9
-        )
-        prof = prof.multiply(self.repeat_rate[None, :]).tocsr()
+        user_items = as_csr(user_items, self.n_items)
+        if self.params.get("profile", "history") == "weights":
+            prof = user_items  # time-decayed interaction weights (units bought, events lower)
+        else:
+            prof = history_profile(user_items, recency, self.params["history_decay"], 10**9)
+        rate = getattr(self, "score_rate", self.repeat_rate)
+        prof = prof.multiply(rate[None, :]).tocsr()
         return np.asarray(prof.todense(), dtype=np.float32)
 
     def item_neighbours(self, itemids):
         return np.zeros((len(itemids), self.n_items), np.float32)
 
     def _state(self):
-        return {"repeat_rate": self.repeat_rate}
+        return {"repeat_rate": self.repeat_rate, "score_rate": self.score_rate}
 
     def _set_state(self, state):
         self.repeat_rate = state["repeat_rate"]
+        self.score_rate = state.get("score_rate", self.repeat_rate)
 
 
 class _FactorModel(RecModel):

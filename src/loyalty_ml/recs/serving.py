@@ -192,6 +192,7 @@ class Recommender:
         self.min_tier = state["min_tier"].astype(np.int64)
         self.available = state["available"].astype(bool)
         self.category = state["category"].astype(np.int64)
+        self._category_slots = int(self.category.max(initial=-1)) + 2
         self.popularity = state["popularity"]
         self.popular_top = state["popular_top"].astype(np.int64)
         self.repeat_rate = state["repeat_rate"]
@@ -206,6 +207,9 @@ class Recommender:
         self.similar = _Rows.from_state(state, "similar")
         self.complement = _Rows.from_state(state, "complement")
         self.category_top = _Rows.from_state(state, "category_top")
+        self.category_prior = (
+            _Rows.from_state(state, "category_prior") if "category_prior.indptr" in state else None
+        )
         self.segment_columns: list[str] = meta["segment_columns"]
         self.segment_member = {
             c: state[f"seg.{c}.member"].astype(np.int64) for c in self.segment_columns
@@ -215,6 +219,14 @@ class Recommender:
         self._policy = None
         self._policy_loaded = False
         self.tier_names: list[str] = list(meta.get("tier_names") or [])
+        # Precomputed ``home`` candidates per member (absent in older bundles: computed live).
+        self.home: _Rows | None = None
+        self.home_reason: np.ndarray | None = None
+        self.home_k = 0
+        if "home.indptr" in state and len(state["home.indptr"]) == len(self.member_ids) + 1:
+            self.home = _Rows.from_state(state, "home")
+            self.home_reason = state["home.reason"].astype(np.int8)
+            self.home_k = int(meta.get("home_k", 0))
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path | str) -> Path:
@@ -281,12 +293,13 @@ class Recommender:
         member_state, _ = _member_state(
             inter, cut, self.config, self.tier_names or _default_tiers(), self.segment_values
         )
-        state = dict(self._state)
+        state = {k: v for k, v in self._state.items() if not k.startswith("home.")}
         state.update(member_state)
         old = pd.Index(self.member_ids).get_indexer(member_state["member_ids"])
         for name in self.meta["factor"]:
             state.update(self.member_top[name].take(old).state(f"mt.{name}"))
-        rec = Recommender(state, dict(self.meta))
+        meta = {k: v for k, v in self.meta.items() if k not in ("home_k", "home_sources")}
+        rec = Recommender(state, meta)
         rec._state = state
         return rec
 
@@ -357,6 +370,24 @@ class Recommender:
             idx, val = rows.rows(h, np.power(decay, np.arange(len(h), dtype=np.float32)))
             sources.append((name, idx, val, w))
 
+    def _category_scores(self, hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Popular items of the member's categories: category weights = decay^rank over the
+        latest ``max_history`` items, plus ``prior`` x the overall category shares."""
+        cp = self.config.category_popularity
+        h = hist[: cp.max_history]
+        cats = self.category[h]
+        ok = cats >= 0
+        if not ok.any():
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        weights = np.power(np.float32(cp.history_decay), np.arange(len(h), dtype=np.float32))
+        c, inv = np.unique(cats[ok], return_inverse=True)
+        idx, val = self.category_top.rows(c, np.bincount(inv, weights=weights[ok]))
+        if cp.prior > 0 and self.category_prior is not None:
+            p_idx, p_val = self.category_prior.row(0)
+            idx = np.concatenate([idx, p_idx])
+            val = np.concatenate([val, p_val * cp.prior])
+        return idx, val
+
     @staticmethod
     def _combine(sources: list, n_items: int):
         """Per source: values summed per item, divided by the source's maximum (as the offline
@@ -417,6 +448,21 @@ class Recommender:
         n = max(int(n), 0)
         member = self.member_index.get(member_id, -1)
         tier = self._tier(member, member_tier, notes)
+        exclude_bought = (
+            self.config.serving.exclude_purchased
+            if include_purchased is None
+            else not include_purchased
+        )
+        if (
+            context == "home"
+            and self.home is not None
+            and exclude_bought == self.config.serving.exclude_purchased
+        ):
+            got = self._serve_precomputed_home(member, tier, n)
+            if got is not None:
+                return self._result(
+                    member_id, context, *got, tier, now, member, with_points, None, notes
+                )
         hist = self._member_history(member)
         sources: list = []
         blocked: list[np.ndarray] = []  # never recommended in this request (cart items, anchor)
@@ -467,7 +513,7 @@ class Recommender:
                     if len(seed_cats) and penalty >= 1 and context == "cart":
                         blocked_categories = seed_cats
                     if len(seed_cats):
-                        same = np.isin(self.category[idx], seed_cats)
+                        same = self._in_categories(idx, seed_cats)
                         val = np.where(
                             same, val * (1 - self.config.serving.cart_substitute_penalty), val
                         )
@@ -491,14 +537,13 @@ class Recommender:
                         idx, val = rows.row(member)
                         sources.append((name, idx, np.maximum(val, 0), w))
                 if self.weights.get("category_popularity", 0) > 0 and len(hist):
-                    cats = self.category[hist[: self.config.category_popularity.max_history]]
-                    cats = cats[cats >= 0]
-                    if len(cats):
-                        c, counts = np.unique(cats, return_counts=True)
-                        idx, val = self.category_top.rows(c, counts / counts.sum())
-                        sources.append(
-                            ("category_popularity", idx, val, self.weights["category_popularity"])
+                    sources.append(
+                        (
+                            "category_popularity",
+                            *self._category_scores(hist),
+                            self.weights["category_popularity"],
                         )
+                    )
             if not sources:
                 fallback = "cold_start"
                 notes.append(
@@ -516,11 +561,6 @@ class Recommender:
 
         ids, scores, best = self._combine(sources, self.n_items)
         names = [s[0] for s in sources if len(s[1])]
-        exclude_bought = (
-            self.config.serving.exclude_purchased
-            if include_purchased is None
-            else not include_purchased
-        )
         result_ids, result_scores, result_reasons = self._filter_rank(
             ids,
             scores,
@@ -562,6 +602,34 @@ class Recommender:
                 result_ids = np.concatenate([result_ids, more_ids])
                 result_scores = np.concatenate([result_scores, more_scores])
                 result_reasons = result_reasons + more_reasons
+        return self._result(
+            member_id,
+            context,
+            result_ids,
+            result_scores,
+            result_reasons,
+            tier,
+            now,
+            member,
+            with_points,
+            fallback,
+            notes,
+        )
+
+    def _result(
+        self,
+        member_id: str,
+        context: str,
+        result_ids: np.ndarray,
+        result_scores: np.ndarray,
+        result_reasons: list[str],
+        tier: int,
+        now: Any,
+        member: int,
+        with_points: bool,
+        fallback: str | None,
+        notes: list[str],
+    ) -> RecommendationResult:
         points = (
             self._points(result_ids, tier, now if now is not None else datetime.now(UTC), member)
             if with_points
@@ -575,7 +643,11 @@ class Recommender:
                 "points_to_earn": p,
             }
             for i, s, r, p in zip(
-                result_ids.tolist(), result_scores, result_reasons, points, strict=True
+                result_ids.tolist(),
+                np.asarray(result_scores).tolist(),
+                result_reasons,
+                points,
+                strict=True,
             )
         ]
         return RecommendationResult(member_id, context, items, fallback, notes)
@@ -583,6 +655,18 @@ class Recommender:
     def popular(self, n: int = 10, member_tier: str | None = None) -> list[dict[str, Any]]:
         """Most popular available items for a tier (lowest tier by default), no history."""
         return list(self.recommend("", n, "home", member_tier=member_tier).items)
+
+    def _member_of(self, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``np.isin(ids, values)`` for item indices, via a catalogue-sized mask (faster)."""
+        mask = np.zeros(self.n_items, bool)
+        mask[values] = True
+        return mask[ids]
+
+    def _in_categories(self, ids: np.ndarray, categories: np.ndarray) -> np.ndarray:
+        """Whether each item's category is one of ``categories`` (codes >= 0)."""
+        mask = np.zeros(self._category_slots, bool)  # last slot: code -1
+        mask[categories[categories >= 0]] = True
+        return mask[self.category[ids]]
 
     def _filter_rank(
         self,
@@ -604,15 +688,15 @@ class Recommender:
         if exclude_bought and member >= 0:
             bought = self.purchased.row(member)[0]
             if len(bought):
-                hit = np.isin(ids, bought)
+                hit = self._member_of(ids, bought)
                 if allow_repeat:
                     hit &= self.repeat_rate[ids] <= 0
                 keep &= ~hit
         for b in blocked:
             if len(b):
-                keep &= ~np.isin(ids, b)
+                keep &= ~self._member_of(ids, b)
         if blocked_categories is not None and len(blocked_categories):
-            keep &= ~np.isin(self.category[ids], blocked_categories)
+            keep &= ~self._in_categories(ids, blocked_categories)
         ids, scores, best = ids[keep], scores[keep], best[keep]
         boost = self.config.serving.tier_exclusive_boost
         if boost > 0 and tier > 0:
@@ -648,8 +732,7 @@ class Recommender:
         )
         idx = np.array([self.member_index.get(m, -1) for m in member_ids], np.int64)
         results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        fast = context == "home" and self.weights.get("category_popularity", 0) <= 0
-        if fast:
+        if context == "home":
             tiers = np.array(
                 [
                     self._tier(int(i), (member_tiers or {}).get(m), [])
@@ -657,13 +740,22 @@ class Recommender:
                 ],
                 np.int64,
             )
-            candidates = np.flatnonzero(idx >= 0)
-            for start in range(0, len(candidates), block_size):
-                pos = candidates[start : start + block_size]
+            todo = np.flatnonzero(idx >= 0)
+            if self.home is not None and exclude_bought == self.config.serving.exclude_purchased:
+                left = []
+                for p in todo.tolist():
+                    got = self._serve_precomputed_home(int(idx[p]), int(tiers[p]), n)
+                    if got is None:
+                        left.append(p)
+                    else:
+                        results[p] = (got[0], got[1])
+                todo = np.asarray(left, np.int64)
+            for start in range(0, len(todo), block_size):
+                pos = todo[start : start + block_size]
                 ids, scores, counts = self._batch_home(idx[pos], tiers[pos], n, exclude_bought)
-                for j, p in enumerate(pos):
+                for j, p in enumerate(pos.tolist()):
                     if counts[j] >= n:
-                        results[int(p)] = (ids[j, :n], scores[j, :n])
+                        results[p] = (ids[j, :n], scores[j, :n])
         out_m, out_r, out_p, out_s = [], [], [], []
         for p, m in enumerate(member_ids):
             if p in results:
@@ -701,23 +793,33 @@ class Recommender:
             (rows.data, rows.indices, rows.indptr), shape=(len(rows.indptr) - 1, n_cols)
         )
 
-    def _batch_home(self, members: np.ndarray, tiers: np.ndarray, n: int, exclude_bought: bool):
-        """Vectorised ``home`` scores for a block of known members → top-``n`` ids, scores and
-        the number of valid entries per row."""
+    def _batch_home(
+        self,
+        members: np.ndarray,
+        tiers: np.ndarray,
+        n: int,
+        exclude_bought: bool,
+        *,
+        boost: bool = True,
+        with_reasons: bool = False,
+    ):
+        """Vectorised ``home`` scores for a block of known members → top-``n`` ids, scores, the
+        number of valid entries per row (and, ``with_reasons``, the index of each entry's best
+        source in :meth:`_home_source_names`). The same sources, weights and filters as
+        :meth:`recommend`; sums may differ from it in the last float32 bit."""
         n_items = self.n_items
         cache = self.__dict__.setdefault("_batch_cache", {})
-        total = sp.csr_matrix((len(members), n_items), dtype=np.float32)
         hist = self.history.take(members)
         lengths = np.diff(hist.indptr)
         position = (np.arange(hist.indptr[-1]) - np.repeat(hist.indptr[:-1], lengths)).astype(
             np.float32
         )
         rows_of = np.repeat(np.arange(len(members)), lengths)
+        parts: list[sp.csr_matrix] = []  # weighted, row-max-scaled, one per source (serving order)
 
         def scaled(m: sp.csr_matrix) -> sp.csr_matrix:
-            m = sp.csr_matrix(m)
-            m.sum_duplicates()
-            return _row_max_scaled(m)
+            # inputs hold no duplicate entries (products, rows of stored lists): no sort needed
+            return _row_max_scaled(sp.csr_matrix(m, dtype=np.float32))
 
         for name, rows in self.item_item.items():
             w = self.weights.get(name, 0.0)
@@ -726,63 +828,202 @@ class Recommender:
             decay, max_history = self.decay[name]
             keep = position < max_history
             profile = sp.csr_matrix(
-                (np.power(decay, position[keep]), (rows_of[keep], hist.indices[keep])),
+                (
+                    np.power(np.float32(decay), position[keep]),
+                    (rows_of[keep], hist.indices[keep]),
+                ),
                 shape=(len(members), n_items),
             )
             if name not in cache:
                 cache[name] = self._csr(rows, n_items)
-            total = total + w * scaled(profile @ cache[name])
+            parts.append(w * scaled(profile @ cache[name]))
         for name, rows in self.member_top.items():
             w = self.weights.get(name, 0.0)
             if w > 0:
                 top = self._csr(rows.take(members), n_items)
                 top.data = np.maximum(top.data, 0)
-                total = total + w * scaled(top)
+                parts.append(w * scaled(top))
+        w_cat = self.weights.get("category_popularity", 0.0)
+        if w_cat > 0:
+            cp = self.config.category_popularity
+            keep = position < cp.max_history
+            cats = self.category[hist.indices[keep]]
+            ok = cats >= 0
+            n_cats = len(self.category_top.indptr) - 1
+            r = rows_of[keep][ok]
+            vals = np.power(np.float32(cp.history_decay), position[keep][ok])
+            cols = cats[ok]
+            use_prior = cp.prior > 0 and self.category_prior is not None
+            if use_prior:  # one extra "category": the prior's list, for members with categories
+                with_cats = np.unique(r)
+                r = np.concatenate([r, with_cats])
+                cols = np.concatenate([cols, np.full(len(with_cats), n_cats)])
+                vals = np.concatenate([vals, np.full(len(with_cats), cp.prior, np.float32)])
+            profile = sp.csr_matrix(
+                (vals, (r, cols)), shape=(len(members), n_cats + int(use_prior))
+            )
+            key = f"_category_top.{use_prior}"
+            if key not in cache:
+                ct = self._csr(self.category_top, n_items)
+                if use_prior:
+                    ct = sp.vstack([ct, self._csr(self.category_prior, n_items)], format="csr")
+                cache[key] = ct
+            parts.append(w_cat * scaled(profile @ cache[key]))
+        total = sp.csr_matrix((len(members), n_items), dtype=np.float32)
+        for part in parts:
+            total = total + part
         w_pop = self.weights.get("popularity", 0.0)
         if w_pop > 0:
             top = self.popular_top
+            # popularity counts only for members that have another source (like recommend())
+            has_source = np.diff(sp.csr_matrix(total).indptr) > 0
+            with_src = np.flatnonzero(has_source)
             pop = sp.csr_matrix(
                 (
                     np.tile(
                         self.popularity[top] / max(float(self.popularity[top].max()), 1e-12),
-                        len(members),
-                    ),
-                    np.tile(top, len(members)),
-                    np.arange(len(members) + 1) * len(top),
+                        len(with_src),
+                    ).astype(np.float32),
+                    (np.repeat(with_src, len(top)), np.tile(top, len(with_src))),
                 ),
                 shape=(len(members), n_items),
             )
-            # popularity counts only for members that have another source (like recommend())
-            has_source = np.asarray((total != 0).sum(axis=1)).ravel() > 0
-            pop = sp.diags(has_source.astype(np.float32)) @ pop
-            total = total + w_pop * pop
-        total = sp.csr_matrix(total)
-        total.sum_duplicates()
+            parts.append(w_pop * pop)
+            total = total + parts[-1]
+        total = sp.csr_matrix(total)  # sums of duplicate-free matrices: no duplicates
         row = np.repeat(np.arange(len(members)), np.diff(total.indptr))
         col = total.indices
         ok = self.available[col] & (self.min_tier[col] <= tiers[row])
         if exclude_bought:
             bought = self._csr(self.purchased.take(members), n_items)
             bought.data = np.ones_like(bought.data)
-            hit = np.asarray(bought[row, col]).ravel() > 0
-            ok &= ~hit
+            bought.sum_duplicates()
+            ok &= ~_contains(bought, row, col, n_items)
         data = total.data.astype(np.float32)
-        boost = self.config.serving.tier_exclusive_boost
-        if boost > 0:
-            data = np.where((self.min_tier[col] > 0) & (tiers[row] > 0), data * (1 + boost), data)
+        tier_boost = self.config.serving.tier_exclusive_boost
+        if boost and tier_boost > 0:
+            data = np.where(
+                (self.min_tier[col] > 0) & (tiers[row] > 0), data * (1 + tier_boost), data
+            )
         ok &= data > 0
         row, col, data = row[ok], col[ok], data[ok]
+        counts = np.bincount(row, minlength=len(members))
+        row, col, data = _row_top_candidates(row, col, data, counts, n)
         order = np.lexsort((col, -data, row))
         row, col, data = row[order], col[order], data[order]
-        counts = np.bincount(row, minlength=len(members))
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        starts = np.searchsorted(row, np.arange(len(members)))
         rank = np.arange(len(row)) - starts[row]
         sel = rank < n
         ids = np.full((len(members), n), -1, np.int64)
         scores = np.zeros((len(members), n), np.float32)
         ids[row[sel], rank[sel]] = col[sel]
         scores[row[sel], rank[sel]] = data[sel]
-        return ids, scores, np.minimum(counts, n)
+        if not with_reasons:
+            return ids, scores, np.minimum(counts, n)
+        r_sel, c_sel = row[sel], col[sel]
+        values = np.zeros((max(len(parts), 1), len(r_sel)), np.float32)
+        for j, part in enumerate(parts):
+            values[j] = _lookup(sp.csr_matrix(part), r_sel, c_sel, n_items)
+        reasons = np.zeros((len(members), n), np.int8)
+        reasons[r_sel, rank[sel]] = values.argmax(axis=0).astype(np.int8)
+        return ids, scores, np.minimum(counts, n), reasons
+
+    def _home_source_names(self) -> list[str]:
+        """Sources of ``home`` in the order :meth:`recommend` adds them (reason codes)."""
+        names = [n for n in self.item_item if self.weights.get(n, 0.0) > 0]
+        names += [n for n in self.member_top if self.weights.get(n, 0.0) > 0]
+        for name in ("category_popularity", "popularity"):
+            if self.weights.get(name, 0.0) > 0:
+                names.append(name)
+        return names
+
+    def precompute_home(self, k: int | None = None, block_size: int = 2000) -> None:
+        """Store every known member's ``home`` candidates (top ``k`` after the catalogue and
+        purchase filters, before the tier filter) so a request only slices a row."""
+        k = self.config.serving.precomputed_home if k is None else k
+        if k <= 0 or not len(self.member_ids):
+            return
+        n_members = len(self.member_ids)
+        big_tier = np.full(block_size, np.iinfo(np.int64).max // 2, np.int64)
+        ids_parts, score_parts, reason_parts, counts = [], [], [], []
+        for start in range(0, n_members, block_size):
+            block = np.arange(start, min(start + block_size, n_members))
+            ids, scores, cnt, reasons = self._batch_home(
+                block,
+                big_tier[: len(block)],
+                k,
+                self.config.serving.exclude_purchased,
+                boost=False,
+                with_reasons=True,
+            )
+            valid = np.arange(k)[None, :] < cnt[:, None]
+            ids_parts.append(ids[valid])
+            score_parts.append(scores[valid])
+            reason_parts.append(reasons[valid])
+            counts.append(cnt)
+        cnt = np.concatenate(counts)
+        indptr = np.zeros(n_members + 1, np.int64)
+        indptr[1:] = np.cumsum(cnt)
+        self.home = _Rows(indptr, np.concatenate(ids_parts), np.concatenate(score_parts))
+        self.home_reason = np.concatenate(reason_parts).astype(np.int8)
+        self.home_k = k
+        self.meta["home_sources"] = self._home_source_names()
+        self.meta["home_k"] = k
+        state = self.__dict__.get("_state")
+        if state is not None:
+            state.update(self.home.state("home"))
+            state["home.reason"] = self.home_reason
+
+    def _serve_precomputed_home(self, member: int, tier: int, n: int):
+        """(ids, scores, reasons) from the precomputed ``home`` row, or None when the row cannot
+        answer exactly (too few items left after the tier filter, a tier boost applies)."""
+        home = self.home
+        if home is None or member < 0 or n > self.home_k:
+            return None
+        if tier > 0 and self.config.serving.tier_exclusive_boost > 0:
+            return None
+        lo, hi = home.indptr[member], home.indptr[member + 1]
+        ids = home.indices[lo:hi]
+        keep = self.min_tier[ids] <= tier
+        if int(keep.sum()) < n:
+            return None
+        pos = np.flatnonzero(keep)[:n] + lo
+        names = self.meta["home_sources"]
+        reasons = [REASONS.get(names[r], names[r]) for r in self.home_reason[pos].tolist()]
+        return home.indices[pos].astype(np.int64), home.data[pos], reasons
+
+
+def _row_top_candidates(row, col, data, counts, n: int):
+    """Entries (grouped by row, as CSR order gives them) that can be in their row's top ``n``:
+    values at least the row's ``n``-th largest (ties kept), found on a padded dense block."""
+    width = int(counts.max(initial=0))
+    if width <= n or not len(row):
+        return row, col, data
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = np.arange(len(row)) - starts[row]
+    padded = np.full((len(counts), width), -np.inf, np.float32)
+    padded[row, pos] = data
+    kth = -np.partition(-padded, n - 1, axis=1)[:, n - 1]
+    keep = data >= kth[row]
+    return row[keep], col[keep], data[keep]
+
+
+def _contains(m: sp.csr_matrix, row: np.ndarray, col: np.ndarray, n_cols: int) -> np.ndarray:
+    """Whether each (row, col) is stored in canonical CSR ``m`` (vectorised binary search)."""
+    return _lookup(m, row, col, n_cols) != 0
+
+
+def _lookup(m: sp.csr_matrix, row: np.ndarray, col: np.ndarray, n_cols: int) -> np.ndarray:
+    """``m[row, col]`` for many pairs of a canonical CSR matrix (0 where absent)."""
+    m.sum_duplicates()
+    if not m.nnz or not len(row):
+        return np.zeros(len(row), np.float32)
+    m_rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+    keys = m_rows * n_cols + m.indices
+    want = np.asarray(row, np.int64) * n_cols + np.asarray(col, np.int64)
+    pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    found = keys[pos] == want
+    return np.where(found, m.data[pos], 0).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------- building
@@ -940,20 +1181,42 @@ def build_recommender(
             )
             if top.shape[0] < n_users:
                 top = sp.vstack([top, sp.csr_matrix((n_users - top.shape[0], n_items))]).tocsr()
-            state.update(_Rows.from_csr(top).state(f"mt.{name}"))
+            state.update(_Rows.from_csr(top, order_by_value=False).state(f"mt.{name}"))
 
     # Popularity per category and per member segment.
     binary = sp.csr_matrix(inter.counts > 0, dtype=np.float32)
     if not binary.nnz:
         binary = sp.csr_matrix(inter.user_items > 0, dtype=np.float32)
     n_cats = int(category.max(initial=-1)) + 1
+    cp_model = blend.components.get("category_popularity")
     if n_cats > 0:
         has = category >= 0
+        if cp_model is not None and len(getattr(cp_model, "within", [])) == n_items:
+            within = np.asarray(cp_model.within, np.float32)  # as the offline model weighs items
+        else:
+            within = np.asarray(
+                _row_max_scaled(
+                    sp.csr_matrix(
+                        (popularity[has] + 1e-6, (category[has], np.flatnonzero(has))),
+                        shape=(n_cats, n_items),
+                    )
+                ).sum(axis=0)
+            ).ravel()
         cat_items = sp.csr_matrix(
-            (popularity[has] + 1e-6, (category[has], np.flatnonzero(has))), shape=(n_cats, n_items)
+            (within[has] + 1e-9, (category[has], np.flatnonzero(has))), shape=(n_cats, n_items)
         )
+        state.update(_Rows.from_csr(_top_per_row(cat_items, top_p)).state("category_top"))
+        # prior list: overall category share x weight within the category
+        share = np.bincount(category[has], weights=counts[has], minlength=n_cats)
+        share = share / max(float(share.sum()), 1e-12)
+        prior = np.zeros(n_items, np.float32)
+        prior[has] = (share[category[has]] * within[has]).astype(np.float32)
+        prior_top = np.lexsort((np.arange(n_items), -prior))[:top_p]
+        prior_top = prior_top[prior[prior_top] > 0]
         state.update(
-            _Rows.from_csr(_top_per_row(_row_max_scaled(cat_items), top_p)).state("category_top")
+            _Rows(np.array([0, len(prior_top)]), prior_top, prior[prior_top]).state(
+                "category_prior"
+            )
         )
     else:
         state.update(_Rows.from_csr(sp.csr_matrix((1, n_items))).state("category_top"))
@@ -986,6 +1249,10 @@ def build_recommender(
     }
     recommender = Recommender(state, info)
     recommender._state = state
+    home_started = time.perf_counter()
+    recommender.precompute_home()
+    recommender.meta["home_seconds"] = time.perf_counter() - home_started
+    recommender.meta["build_seconds"] = time.perf_counter() - started
     return recommender
 
 

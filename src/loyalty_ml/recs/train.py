@@ -37,7 +37,7 @@ from loyalty_ml.settings import get_settings
 from loyalty_ml.timeutil import to_utc
 
 log = logging.getLogger(__name__)
-SOURCES = ("popularity", "item_knn", "transitions", "als", "bpr", "category_popularity")
+SOURCES = ("popularity", "item_knn", "transitions", "als", "bpr", "category_popularity", "repeat")
 
 
 @dataclass
@@ -100,9 +100,9 @@ def make_splits(dataset, as_of, config: RecsConfig) -> tuple[Split, Split, pd.Da
         ):
             train = from_log(full[full["at"] <= start], user_ids, item_ids, start, ic)
             period = full[(full["at"] > start) & (full["at"] <= stop) & full["is_purchase"]]
-            splits.append(
-                Split(train, _targets(period, user_ids, item_ids, train.user_items), name)
-            )
+            new_only = config.tuning.targets == "new"
+            seen = train.counts if new_only else sp.csr_matrix(train.user_items.shape)
+            splits.append(Split(train, _targets(period, user_ids, item_ids, seen), name, new_only))
         return splits[0], splits[1], full
     # leave_one_out over each member's purchase rows, in time order
     order = full.reset_index(drop=True)

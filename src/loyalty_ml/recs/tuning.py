@@ -24,7 +24,7 @@ from loyalty_ml.recs.models import BlendModel, _row_max_normalise, build_model
 log = logging.getLogger(__name__)
 TrialHook = Callable[[str, int, dict[str, Any], dict[str, float]], None]
 
-TUNABLE = ("transitions", "item_knn", "als", "bpr")
+TUNABLE = ("transitions", "item_knn", "als", "bpr", "category_popularity", "repeat")
 
 
 def _space(name: str, trial: optuna.Trial, current: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +53,19 @@ def _space(name: str, trial: optuna.Trial, current: dict[str, Any]) -> dict[str,
             "history_decay": f("history_decay", 0.05, 1.0),
             "max_history": i("max_history", 1, 50),
             "neighbours": cat("neighbours", [50, 100, 200]),
+        }
+    if name == "category_popularity":
+        return {
+            "history_decay": f("history_decay", 0.3, 1.0),
+            "max_history": i("max_history", 5, 100),
+            "prior": f("prior", 0.0, 5.0),
+            "within": cat("within", ["max", "share"]),
+        }
+    if name == "repeat":
+        return {
+            "history_decay": f("history_decay", 0.3, 1.0),
+            "profile": cat("profile", ["history", "weights"]),
+            "smoothing": f("smoothing", 0.0, 20.0),
         }
     if name == "als":
         return {
@@ -147,6 +160,8 @@ def tune(
     users = sample_users(split, config)
     weights = config.blend.weights
     components = components or tuple(n for n, w in weights.items() if w > 0)
+    if not split.exclude_seen and "repeat" not in components:
+        components = (*components, "repeat")  # re-buys count: the replenishment source joins
     report = TuningReport(config=config)
     for name in components:
         if name not in TUNABLE or trials <= 0:
@@ -201,6 +216,9 @@ def tune(
         anchor = max(components, key=lambda n: report.best.get(n, -1.0))
         study = optuna.create_study(direction="maximize", sampler=_sampler(config.seed))
         study.enqueue_trial({n: float(weights.get(n, 0.0)) for n in components if n != anchor})
+        # the best single source alone is always a candidate: the blend never loses to it on
+        # validation
+        study.enqueue_trial({n: 0.0 for n in components if n != anchor})
 
         def blend_objective(trial: optuna.Trial) -> float:
             w = {anchor: 1.0}
