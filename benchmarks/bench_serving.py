@@ -1,13 +1,30 @@
-"""HTTP serving overhead: RPS and latency of /recommend and /churn_score at concurrency 8.
+"""Serving: RPS and latency of the real endpoints, start-up, degraded mode, at-risk lists, soak.
 
-The server runs the real app (``loyalty serve``, BentoML or uvicorn engine) with a trivial
-backend (fixed answers), so the numbers are the serving stack's ceiling, not the models'. The
-load generator is a minimal keep-alive HTTP/1.1 client on raw asyncio sockets (one connection per
-concurrent caller; every request timed, no coordinated-omission corrections). Localhost only,
-bounded by ``--duration`` (default 15 s per case); both processes run under ``nice``.
+Self-contained (``make bench`` on a fresh machine): without ``--home`` it builds a small pipeline
+(simulated 5,000-member shop, champions with 0 Optuna trials) into a temporary ``LOYALTY_HOME``
+(a few minutes); ``--home DIR`` reuses one that ``loyalty demo``/``loyalty pipeline`` produced.
 
-    python -m benchmarks serving --duration=60 --engines=bentoml,uvicorn   (``=``: the runner
-    passes only dash-arguments through)
+Cases (each prints a JSON line, then a table; all results go to ``bench-results/serving.json``):
+
+- ``inprocess``: CPU per request through the ASGI app itself with the real backend — the backend
+  call alone, the lean hot path and FastAPI's own path — no server, no client.
+- ``http``: ``loyalty serve`` (engines ``uvicorn`` and ``bentoml``, 2 workers) with the real
+  champions; ``/recommend`` and ``/churn_score`` (1 member), concurrency 8, member ids rotating
+  over the whole population. The load generator is a lean non-blocking socket client (``selectors``,
+  one keep-alive connection per concurrent caller, no pipelining, every request timed, no
+  coordinated-omission correction); its own CPU time per request is reported, since it shares
+  the two cores with the server.
+- ``degraded``: the same with the online store unreachable (a Redis client pointed at a port
+  nothing listens on: every feature read is refused, as when Redis is stopped).
+- ``at_risk``: a 10k list from a 1M-member batch snapshot (the pipeline's members tiled to 1M
+  with new ids), in process, contact log in a temporary SQLite file.
+- ``soak`` (``--soak``): mixed traffic for ``--soak-minutes`` (default 10); unexpected statuses
+  and worker RSS growth.
+
+    python -m benchmarks serving                # everything but the soak, 60 s per HTTP case
+    python -m benchmarks serving --quick        # 10 s per case, uvicorn only, 200k at-risk
+    python -m benchmarks serving --soak --soak-minutes=10
+    (``=``: the runner passes only dash-arguments through)
 """
 
 from __future__ import annotations
@@ -16,80 +33,78 @@ import argparse
 import asyncio
 import json
 import os
+import random
+import selectors
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from array import array
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, markdown_table, percentiles, save
+from benchmarks.common import machine, markdown_table, save
 
 REPO = Path(__file__).resolve().parents[1]
-KEY = "bench-storefront-key-0123456789"
-CP_KEY = "bench-campaigns-key-0123456789"
+KEYS = {
+    "storefront": "bench-storefront-key-0123456789",
+    "campaigns": "bench-campaigns-key-0123456789",
+    "admin": "bench-admin-key-0123456789",
+}
+DEGRADED_ENV = "LOYALTY_BENCH_DEAD_REDIS_PORT"
+
+BUILD = """
+import sys
+from loyalty_ml.simulate import generate, load_config
+from loyalty_ml.contract.validate import load_valid_dataset
+from loyalty_ml.pipeline import run_pipeline
+data = sys.argv[1]
+generate(load_config(members=int(sys.argv[2]), seed=42), data)
+result = run_pipeline(load_valid_dataset(data, name="bench"), data, trials=0)
+for s in result.stages:
+    print(s.stage, s.status, s.detail[:200], flush=True)
+sys.exit(0 if result.ok else 1)
+"""
 
 
-# -- the trivial backend the server loads (LOYALTY_SERVING_BACKEND) -----------------------------
-def make_backend(config: Any) -> Any:
-    from loyalty_ml.serving.schemas import (
-        ChurnScore,
-        ChurnScoreResponse,
-        ComponentStatus,
-        Readiness,
-        Reason,
-        RecommendedItem,
-        RecommendResponse,
-        ReloadResponse,
+# -- the pipeline the real backend serves -------------------------------------------------------
+def ensure_pipeline(home: Path | None, scratch: Path, members: int) -> Path:
+    """A LOYALTY_HOME with champions and a pipeline manifest: ``home`` or a fresh small one."""
+    if home is not None:
+        if not (home / "pipeline.json").exists():
+            raise SystemExit(f"{home}/pipeline.json missing: run `loyalty demo` there first")
+        return home
+    home = scratch / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    print(f"building a {members:,}-member pipeline into {home} (trials 0) ...", flush=True)
+    started = time.perf_counter()
+    env = {**os.environ, "LOYALTY_HOME": str(home), "LOYALTY_PROFILE": "local"}
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.setdefault("MLFLOW_ENABLE_ARTIFACTS_DESTINATION_CHECK", "false")
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD, str(scratch / "data"), str(members)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
     )
+    if done.returncode != 0:
+        raise SystemExit("pipeline build failed:\n" + done.stdout[-2000:] + done.stderr[-2000:])
+    print(f"pipeline built in {time.perf_counter() - started:.0f} s", flush=True)
+    return home
 
-    items = [
-        RecommendedItem(product_id=f"p{i}", score=1.0 - i / 10, reason="popular", points_to_earn=10)
-        for i in range(100)
-    ]
 
-    class Trivial:
-        async def start(self) -> None: ...
+def member_ids(home: Path, limit: int = 50_000) -> list[str]:
+    import pandas as pd
 
-        async def stop(self) -> None: ...
-
-        async def recommend(self, request: Any) -> Any:
-            return RecommendResponse(
-                member_id=request.member_id,
-                context=request.context,
-                items=items[: request.n],
-                fallback=None,
-                model_version="bench/1",
-            )
-
-        async def popular(self, n: int) -> Any:
-            return items[:n]
-
-        async def churn_score(self, member_ids: list[str]) -> Any:
-            return ChurnScoreResponse(
-                scores=[
-                    ChurnScore(
-                        member_id=m,
-                        churn_probability=0.42,
-                        risk_band="medium",
-                        value_segment="mid",
-                        reasons=[Reason(code="recency_decline", weight=0.3)],
-                    )
-                    for m in member_ids
-                ],
-                unknown=[],
-                model_version="bench/1",
-            )
-
-        async def readiness(self) -> Any:
-            return Readiness(ready=True, components={"bench": ComponentStatus(ready=True)})
-
-        async def reload(self) -> Any:
-            return ReloadResponse(status="started", generation=1)
-
-    return Trivial()
+    manifest = json.loads((home / "pipeline.json").read_text())
+    ids = pd.read_parquet(Path(manifest["data_dir"]) / "members.parquet", columns=["member_id"])
+    out = ids["member_id"].astype(str).tolist()[:limit]
+    random.Random(7).shuffle(out)
+    return out
 
 
 # -- server ---------------------------------------------------------------------------------
@@ -99,40 +114,81 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(engine: str, workers: int, home: Path) -> tuple[subprocess.Popen, int, float]:
+def degraded_backend(config: Any) -> Any:
+    """The real backend whose online store is a Redis client on a port nobody listens on."""
+    import redis
+
+    from loyalty_ml.serving.champion import ChampionBackend
+
+    port = int(os.environ[DEGRADED_ENV])
+
+    class DeadRedisReader:
+        feature_names: tuple[str, ...] = ()
+        join_key = "member_id"
+
+        def __init__(self) -> None:
+            self.client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.05)
+
+        def get(self, ids: list[str]) -> dict[str, list[Any]]:
+            self.client.execute_command("HMGET", f"member:{ids[0]}", "tier")
+            raise AssertionError("unreachable: nothing listens there")
+
+    class Degraded(ChampionBackend):
+        def _load(self, generation: int) -> Any:
+            from dataclasses import replace
+
+            from loyalty_ml.serving.adapters import OnlineFeatures
+
+            state = super()._load(generation)
+            return replace(state, online=OnlineFeatures(DeadRedisReader()), churn_online=False)
+
+    return Degraded(config)
+
+
+def start_server(
+    engine: str,
+    workers: int,
+    home: Path,
+    extra_env: dict[str, str] | None = None,
+    accept_unready: bool = False,
+) -> tuple[subprocess.Popen, int, float]:
+    """Start ``loyalty serve``; seconds until /readyz answers 200 (any answer if
+    ``accept_unready``: a degraded server is not ready on purpose)."""
     port = _free_port()
     env = {
         **os.environ,
         "LOYALTY_HOME": str(home),
-        "LOYALTY_SERVING_BACKEND": "benchmarks.bench_serving:make_backend",
-        "LOYALTY_API_KEYS": json.dumps({"storefront": KEY, "campaigns": CP_KEY}),
+        "LOYALTY_PROFILE": "local",
+        "LOYALTY_API_KEYS": json.dumps(KEYS),
         "PYTHONPATH": str(REPO),
+        **(extra_env or {}),
     }
+    if not env.get("LOYALTY_SERVING_BACKEND"):
+        env.pop("LOYALTY_SERVING_BACKEND", None)
     loyalty = str(Path(sys.executable).with_name("loyalty"))
-    cmd = ["nice", "-n", "5", loyalty, "serve", "--port", str(port), "--workers", str(workers)]
+    cmd = [loyalty, "serve", "--port", str(port), "--workers", str(workers), "--engine", engine]
+    log = open(home / f"bench-server-{engine}.log", "w")  # noqa: SIM115
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [*cmd, "--engine", engine],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
-    deadline = started + 120
+    log.close()
+    deadline = started + 180
     while time.perf_counter() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
                 s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if b" 200 " in s.recv(64):
+                head = s.recv(64)
+                if b" 200 " in head or (accept_unready and b" 503 " in head):
                     return proc, port, time.perf_counter() - started
         except OSError:
             pass
         if proc.poll() is not None:
-            raise RuntimeError(f"{engine} server exited with {proc.returncode}")
-        time.sleep(0.2)
+            tail = (home / f"bench-server-{engine}.log").read_text()[-3000:]
+            raise RuntimeError(f"{engine} server exited with {proc.returncode}:\n{tail}")
+        time.sleep(0.1)
     stop_server(proc)
-    raise RuntimeError(f"{engine} server not ready in 120 s")
+    raise RuntimeError(f"{engine} server not ready in 180 s")
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -144,182 +200,532 @@ def stop_server(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-# -- load generator -------------------------------------------------------------------------
-def _request(path: str, body: dict[str, Any], key: str) -> bytes:
-    payload = json.dumps(body).encode()
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-    )
-    return head.encode() + payload
+def server_rss_mb(proc: subprocess.Popen) -> float:
+    """RSS of the server's process group (parent and workers), from /proc."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != proc.pid:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except (OSError, ProcessLookupError, ValueError):
+            continue
+    return total / 1024
 
 
-async def _caller(port: int, raw: bytes, until: float, lat: list[float], errors: list[int]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while time.perf_counter() < until:
-            t = time.perf_counter()
-            writer.write(raw)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
-            lat.append((time.perf_counter() - t) * 1000)
-            if status != 200:
-                errors.append(status)
-    finally:
-        writer.close()
+# -- lean load generator --------------------------------------------------------------------
+def request_bytes(
+    path: str, body: dict[str, Any] | None, key: str | None, method: str = "POST"
+) -> bytes:
+    payload = json.dumps(body).encode() if body is not None else b""
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    if key:
+        head += f"x-api-key: {key}\r\n"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+    return (head + "\r\n").encode() + payload
 
 
-async def _load(port: int, raw: bytes, concurrency: int, seconds: float) -> dict[str, Any]:
-    lat: list[float] = []
-    errors: list[int] = []
-    warm_until = time.perf_counter() + min(2.0, seconds / 5)
-    await asyncio.gather(*[_caller(port, raw, warm_until, [], []) for _ in range(concurrency)])
+def drive(
+    port: int,
+    requests: list[tuple[bytes, int]],
+    concurrency: int,
+    seconds: float,
+    on_tick: Any = None,
+) -> dict[str, Any]:
+    """Closed-loop load: ``concurrency`` keep-alive connections, one request in flight on each.
+
+    ``requests``: ``(raw request, expected status)``, used round-robin from a random offset per
+    connection. Returns latencies (ms, every request) and unexpected statuses."""
+    sel = selectors.DefaultSelector()
+    lat = array("d")
+    unexpected: Counter[int] = Counter()
+    n_req = len(requests)
+    rng = random.Random(11)
+    cpu0 = time.process_time()
     start = time.perf_counter()
     until = start + seconds
-    await asyncio.gather(*[_caller(port, raw, until, lat, errors) for _ in range(concurrency)])
+    next_tick = start + 10
+    open_conns = 0
+    for _ in range(concurrency):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.setblocking(False)
+        i = rng.randrange(n_req)
+        raw, expect = requests[i]
+        state = [s, bytearray(), time.perf_counter(), i, expect]
+        s.send(raw)
+        sel.register(s, selectors.EVENT_READ, state)
+        open_conns += 1
+    perf = time.perf_counter
+    while open_conns:
+        events = sel.select(timeout=5)
+        if not events:
+            raise TimeoutError("no response within 5 s")
+        for key, _ in events:
+            state = key.data
+            s, buf = state[0], state[1]
+            chunk = s.recv(262144)
+            if not chunk:
+                raise ConnectionError("server closed a keep-alive connection")
+            buf += chunk
+            head_end = buf.find(b"\r\n\r\n")
+            if head_end < 0:
+                continue
+            head = bytes(buf[:head_end]).lower()
+            at = head.find(b"content-length:")
+            length = (
+                int(head[at + 15 : head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None])
+                if at >= 0
+                else 0
+            )
+            total = head_end + 4 + length
+            if len(buf) < total:
+                continue
+            now = perf()
+            lat.append((now - state[2]) * 1000.0)
+            status = int(buf[9:12])
+            if status != state[4]:
+                unexpected[status] += 1
+            del buf[:total]
+            if now >= until:
+                sel.unregister(s)
+                s.close()
+                open_conns -= 1
+                continue
+            i = state[3] + 1
+            if i >= n_req:
+                i = 0
+            raw, expect = requests[i]
+            state[2], state[3], state[4] = perf(), i, expect
+            s.send(raw)
+        if on_tick is not None and perf() >= next_tick:
+            on_tick()
+            next_tick += 10
     elapsed = time.perf_counter() - start
-    pct = percentiles(lat, (50, 99))
+    cpu = time.process_time() - cpu0
+    return {"lat": lat, "elapsed": elapsed, "unexpected": unexpected, "client_cpu_s": cpu}
+
+
+def summarise(result: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    p999 = float(np.percentile(np.asarray(lat), 99.9)) if lat else float("nan")
+    lat = np.frombuffer(result["lat"], dtype=float) if len(result["lat"]) else np.zeros(0)
+    n = len(lat)
+    q = np.percentile(lat, [50, 99, 99.9]) if n else [float("nan")] * 3
     return {
-        "requests": len(lat),
-        "rps": len(lat) / elapsed,
-        "p50_ms": pct["p50"],
-        "p99_ms": pct["p99"],
-        "p99.9_ms": p999,
-        "max_ms": max(lat) if lat else float("nan"),
-        "over_100ms": sum(1 for x in lat if x > 100),
-        "errors": len(errors),
+        "requests": n,
+        "rps": n / result["elapsed"],
+        "p50_ms": float(q[0]),
+        "p99_ms": float(q[1]),
+        "p99.9_ms": float(q[2]),
+        "max_ms": float(lat.max()) if n else float("nan"),
+        "over_100ms": int((lat > 100).sum()),
+        "errors": int(sum(result["unexpected"].values())),
+        "client_cpu_us_per_req": result["client_cpu_s"] / max(n, 1) * 1e6,
     }
 
 
-def inprocess_cost(n: int = 3000) -> list[dict[str, Any]]:
-    """CPU per request through the ASGI app itself (no network, no client): the app's share."""
+def cases(ids: list[str]) -> dict[str, list[tuple[bytes, int]]]:
+    sf, cp = KEYS["storefront"], KEYS["campaigns"]
+    pool = ids[:5000]
+    return {
+        "recommend": [
+            (request_bytes("/recommend", {"member_id": m, "n": 10}, sf), 200) for m in pool
+        ],
+        "churn_score_1": [
+            (request_bytes("/churn_score", {"member_ids": [m]}, cp), 200) for m in pool
+        ],
+    }
+
+
+def soak_requests(ids: list[str]) -> list[tuple[bytes, int]]:
+    sf, cp = KEYS["storefront"], KEYS["campaigns"]
+    rng = random.Random(3)
+    out: list[tuple[bytes, int]] = []
+    contexts = ["home", "home", "home", "post_purchase", "cart"]
+    for i, m in enumerate(ids[:4000]):
+        ctx = contexts[i % len(contexts)]
+        body: dict[str, Any] = {"member_id": m, "n": rng.choice([5, 10, 20]), "context": ctx}
+        if ctx == "cart":
+            body["cart"] = []
+        out.append((request_bytes("/recommend", body, sf), 200))
+        if i % 3 == 0:
+            out.append((request_bytes("/churn_score", {"member_ids": [m]}, cp), 200))
+        if i % 10 == 0:
+            batch = [*rng.sample(ids, 20), "nobody-x"]
+            out.append((request_bytes("/churn_score", {"member_ids": batch}, cp), 200))
+        if i % 7 == 0:
+            out.append((request_bytes("/benefits", {"member_id": m}, cp), 200))
+        if i % 50 == 0:
+            out.append((request_bytes("/recommend", {"member_id": f"new-{i}"}, sf), 200))
+            out.append((request_bytes("/readyz", None, None, "GET"), 200))
+            out.append((request_bytes("/benefits", {"member_id": f"ghost-{i}"}, cp), 404))
+            out.append((request_bytes("/recommend", {"member_id": m, "n": 0}, sf), 422))
+    rng.shuffle(out)
+    return out
+
+
+# -- in-process cost ------------------------------------------------------------------------
+def inprocess_cost(home: Path, ids: list[str], n: int) -> list[dict[str, Any]]:
+    """CPU per request: backend call alone, lean hot path, FastAPI path (no network, no client)."""
     from loyalty_ml.serving.app import create_app
-    from loyalty_ml.serving.config import ServingConfig
+    from loyalty_ml.serving.config import load_serving_config
     from loyalty_ml.serving.keys import KeyRing
+    from loyalty_ml.serving.schemas import RecommendRequest
+    from loyalty_ml.settings import reset_settings_cache
 
-    cfg = ServingConfig()
-    keyring = KeyRing.from_mapping({"storefront": KEY, "campaigns": CP_KEY}, cfg.auth.key_scopes)
-    app = create_app(backend=make_backend(cfg), config=cfg, keyring=keyring)
+    os.environ["LOYALTY_HOME"] = str(home)
+    os.environ.pop("LOYALTY_SERVING_BACKEND", None)
+    reset_settings_cache()
+    cfg = load_serving_config()
+    keyring = KeyRing.from_mapping(KEYS, cfg.auth.key_scopes)  # type: ignore[arg-type]
+    app = create_app(config=cfg, keyring=keyring)
+    state = app.state.serving
 
-    async def run() -> list[dict[str, Any]]:
-        rows = []
-        async with app.router.lifespan_context(app):
-            for case, (path, body, key) in CASES.items():
-                raw = json.dumps(body).encode()
-                scope = {
-                    "type": "http",
-                    "asgi": {"version": "3.0"},
-                    "http_version": "1.1",
-                    "method": "POST",
-                    "scheme": "http",
-                    "path": path,
-                    "raw_path": path.encode(),
-                    "query_string": b"",
-                    "root_path": "",
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(raw)).encode()),
-                        (b"x-api-key", key.encode()),
-                    ],
-                    "client": ("127.0.0.1", 1),
-                    "server": ("127.0.0.1", 80),
+    def scope_for(path: str, raw: bytes, key: str, fast: bool) -> dict[str, Any]:
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+            (b"x-api-key", key.encode()),
+        ]
+        if not fast:
+            headers.append((b"x-loyalty-slow-path", b"1"))
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+        }
+
+    async def call(scope: dict[str, Any], raw: bytes) -> int:
+        sent = False
+        status = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await app(scope, receive, send)
+        return status
+
+    def measure(label: str, fn: Any) -> dict[str, Any]:
+        async def loop(count: int) -> None:
+            for i in range(count):
+                await fn(ids[i % len(ids)])
+
+        asyncio.get_event_loop().run_until_complete(loop(200))
+        wall, cpu = time.perf_counter(), time.process_time()
+        asyncio.get_event_loop().run_until_complete(loop(n))
+        wall, cpu = (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n
+        return {
+            "what": label,
+            "wall_us_per_request": wall * 1e6,
+            "cpu_us_per_request": cpu * 1e6,
+            "rps_per_core_ceiling": 1 / cpu if cpu else float("inf"),
+        }
+
+    rows: list[dict[str, Any]] = []
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+
+    async def enter() -> Any:
+        ctx = app.router.lifespan_context(app)
+        await ctx.__aenter__()
+        return ctx
+
+    ctx = loop.run_until_complete(enter())
+    try:
+        backend = state.backend
+        warm = getattr(backend, "_warm_task", None)
+        if warm is not None:  # measure the warm steady state; the cold cost is its own row
+            started = time.perf_counter()
+            loop.run_until_complete(warm)
+            cache = backend._state.churn_cache
+            rows.append(
+                {
+                    "what": f"reason cache warm-up ({len(cache.reasons):,} members, batches)",
+                    "wall_us_per_request": (time.perf_counter() - started)
+                    / len(cache.reasons)
+                    * 1e6,
+                    "cpu_us_per_request": float("nan"),
+                    "rps_per_core_ceiling": float("nan"),
                 }
+            )
+            one = ids[: min(50, len(ids))]
+            for m in one:
+                cache.reasons.pop(m, None)
+            cold = time.perf_counter()
+            for m in one:
+                loop.run_until_complete(backend.churn_score([m]))
+            rows.append(
+                {
+                    "what": "backend.churn_score (1 id, cold: reasons computed)",
+                    "wall_us_per_request": (time.perf_counter() - cold) / len(one) * 1e6,
+                    "cpu_us_per_request": float("nan"),
+                    "rps_per_core_ceiling": float("nan"),
+                }
+            )
 
-                async def one(scope: dict[str, Any] = scope, raw: bytes = raw) -> None:
-                    sent = False
+        async def be_recommend(m: str) -> None:
+            await backend.recommend(RecommendRequest(member_id=m, n=10))
 
-                    async def receive() -> dict[str, Any]:
-                        nonlocal sent
-                        if sent:
-                            return {"type": "http.disconnect"}
-                        sent = True
-                        return {"type": "http.request", "body": raw, "more_body": False}
+        async def be_churn(m: str) -> None:
+            await backend.churn_score([m])
 
-                    async def send(message: dict[str, Any]) -> None:
-                        return None
+        rows.append(measure("backend.recommend (n=10)", be_recommend))
+        rows.append(measure("backend.churn_score (1 id, warm cache)", be_churn))
+        for fast in (True, False):
+            engine = "lean hot path" if fast else "FastAPI path"
 
-                    await app(dict(scope), receive, send)
-
-                for _ in range(200):
-                    await one()
-                started, cpu = time.perf_counter(), time.process_time()
-                for _ in range(n):
-                    await one()
-                per = (time.perf_counter() - started) / n
-                cpu_per = (time.process_time() - cpu) / n
-                rows.append(
-                    {
-                        "endpoint": case,
-                        "wall_us_per_request": per * 1e6,
-                        # CPU time is what contention inflates least: the app's own cost
-                        "cpu_us_per_request": cpu_per * 1e6,
-                        "rps_per_core_ceiling": 1 / cpu_per,
-                    }
+            async def rec(m: str, fast: bool = fast) -> None:
+                raw = json.dumps({"member_id": m, "n": 10}).encode()
+                assert (
+                    await call(scope_for("/recommend", raw, KEYS["storefront"], fast), raw) == 200
                 )
-        return rows
 
-    return asyncio.run(run())
+            async def churn(m: str, fast: bool = fast) -> None:
+                raw = json.dumps({"member_ids": [m]}).encode()
+                scope = scope_for("/churn_score", raw, KEYS["campaigns"], fast)
+                assert await call(scope, raw) == 200
+
+            rows.append(measure(f"app /recommend, {engine}", rec))
+            rows.append(measure(f"app /churn_score 1 id, {engine}", churn))
+    finally:
+        loop.run_until_complete(ctx.__aexit__(None, None, None))
+        loop.close()
+    return rows
 
 
-CASES = {
-    "recommend": ("/recommend", {"member_id": "m1", "n": 10}, KEY),
-    "churn_score_1": ("/churn_score", {"member_ids": ["m1"]}, CP_KEY),
-}
+# -- at-risk list from a 1M snapshot --------------------------------------------------------
+def at_risk_case(home: Path, population: int, limit: int) -> dict[str, Any]:
+    """A ``limit`` list from the pipeline's snapshot tiled to ``population`` members (new ids)."""
+    import numpy as np
+    import pandas as pd
+
+    from loyalty_ml.serving.champion import ChampionBackend
+    from loyalty_ml.serving.config import load_serving_config
+    from loyalty_ml.serving.schemas import AtRiskRequest
+    from loyalty_ml.serving.snapshot import BatchSnapshot
+    from loyalty_ml.settings import reset_settings_cache
+
+    os.environ["LOYALTY_HOME"] = str(home)
+    reset_settings_cache()
+    backend = ChampionBackend(load_serving_config())
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(backend.start())
+    snap = backend._state.snapshot
+    if snap is None:
+        raise SystemExit(f"no batch snapshot: {backend._state.messages}")
+    copies = -(-population // snap.members)
+
+    def tile(frame: pd.DataFrame | None, sort: bool = False) -> pd.DataFrame | None:
+        if frame is None:
+            return None
+        parts = []
+        for c in range(copies):
+            part = frame.reset_index(drop=True)
+            part = part.assign(member_id=part["member_id"].astype(str) + f"~{c}")
+            parts.append(part)
+        big = pd.concat(parts, ignore_index=True).head(population)
+        if sort:
+            return big.sort_values("value_at_risk", ascending=False, kind="stable").reset_index(
+                drop=True
+            )
+        return big.set_index("member_id", drop=False)
+
+    started = time.perf_counter()
+    big = BatchSnapshot(
+        dataset=snap.dataset,
+        data_dir=snap.data_dir,
+        as_of=snap.as_of,
+        churn_features=tile(snap.churn_features),
+        scores=tile(snap.scores, sort=True),
+        benefit_features=tile(snap.benefit_features),
+        states=tile(snap.states),
+    )
+    tiled_s = time.perf_counter() - started
+    from dataclasses import replace
+
+    backend._state = replace(backend._state, snapshot=big)
+    request = AtRiskRequest(campaign_id=f"bench-{int(time.time())}", limit=limit)
+    cpu = time.process_time()
+    started = time.perf_counter()
+    answer = loop.run_until_complete(backend.at_risk(request))
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    started = time.perf_counter()
+    again = loop.run_until_complete(backend.at_risk(request))
+    replay_s = time.perf_counter() - started
+    assert again.replayed and len(again.members) == len(answer.members)
+    loop.run_until_complete(backend.stop())
+    loop.close()
+    return {
+        "population": len(big.scores),
+        "limit": limit,
+        "listed": len(answer.members),
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "replay_s": replay_s,
+        "tile_s": tiled_s,
+        "holdout": int(np.sum([m.holdout for m in answer.members])),
+        "excluded": answer.excluded.model_dump(),
+    }
+
+
+# -- main -----------------------------------------------------------------------------------
+def http_cases(
+    home: Path, ids: list[str], engines: list[str], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    load = cases(ids)
+    for engine in engines:
+        proc, port, ready_s = start_server(engine, args.workers, home)
+        try:
+            for case, reqs in load.items():
+                drive(port, reqs, args.concurrency, min(3.0, args.duration / 5))  # warm-up
+                result = summarise(drive(port, reqs, args.concurrency, args.duration))
+                row = {
+                    "engine": engine,
+                    "endpoint": case,
+                    "start_to_ready_s": ready_s,
+                    **result,
+                    "loadavg_1m": os.getloadavg()[0],
+                }
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        finally:
+            stop_server(proc)
+    return rows
+
+
+def degraded_case(home: Path, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    env = {
+        "LOYALTY_SERVING_BACKEND": "benchmarks.bench_serving:degraded_backend",
+        DEGRADED_ENV: str(_free_port()),
+    }
+    proc, port, ready_s = start_server("uvicorn", args.workers, home, env, accept_unready=True)
+    try:
+        reqs = cases(ids)["recommend"]
+        drive(port, reqs, args.concurrency, min(3.0, args.duration / 5))
+        result = summarise(drive(port, reqs, args.concurrency, args.duration))
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(request_bytes("/recommend", {"member_id": ids[0]}, KEYS["storefront"]))
+            answer = s.recv(65536)
+    finally:
+        stop_server(proc)
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    row = {
+        "engine": "uvicorn",
+        "endpoint": "recommend (online store down)",
+        "start_to_ready_s": ready_s,
+        **result,
+        "fallback": body.get("fallback"),
+        "loadavg_1m": os.getloadavg()[0],
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def soak(home: Path, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    proc, port, _ready_s = start_server(args.soak_engine, args.workers, home)
+    samples: list[tuple[float, float]] = []
+    started = time.perf_counter()
+
+    def tick() -> None:
+        samples.append((time.perf_counter() - started, server_rss_mb(proc)))
+
+    try:
+        reqs = soak_requests(ids)
+        drive(port, reqs, args.concurrency, 20)  # warm-up: caches, allocator
+        tick()
+        result = drive(port, reqs, args.concurrency, args.soak_minutes * 60, on_tick=tick)
+        tick()
+    finally:
+        stop_server(proc)
+    summary = summarise(result)
+    base = samples[0][1]
+    peak = max(r for _, r in samples)
+    row = {
+        "engine": args.soak_engine,
+        "minutes": args.soak_minutes,
+        **summary,
+        "unexpected_statuses": dict(result["unexpected"]),
+        "rss_start_mb": base,
+        "rss_end_mb": samples[-1][1],
+        "rss_peak_mb": peak,
+        "rss_growth_pct": (samples[-1][1] - base) / base * 100,
+        "loadavg_1m": os.getloadavg()[0],
+    }
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bench_serving")
-    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--home", type=Path, default=None, help="a LOYALTY_HOME to serve")
+    parser.add_argument("--members", type=int, default=5000, help="members of the built shop")
+    parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--engines", default="bentoml,uvicorn")
+    parser.add_argument("--engines", default="uvicorn,bentoml")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--inprocess-only", action="store_true")
+    parser.add_argument("--inprocess-n", type=int, default=3000)
+    parser.add_argument("--at-risk-population", type=int, default=1_000_000)
+    parser.add_argument("--at-risk-limit", type=int, default=10_000)
+    parser.add_argument("--only", default="inprocess,http,degraded,at_risk")
+    parser.add_argument("--quick", action="store_true", help="10 s per case, uvicorn only")
+    parser.add_argument("--soak", action="store_true", help="run the soak (alone)")
+    parser.add_argument("--soak-minutes", type=float, default=10.0)
+    parser.add_argument("--soak-engine", default="uvicorn")
     args = parser.parse_args(argv)
-    os.nice(5)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["LOYALTY_HOME"] = tmp
-        inproc = inprocess_cost()
-    print(markdown_table(inproc))
-    if args.inprocess_only:
-        return
-    rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for engine in args.engines.split(","):
-            proc, port, ready_s = start_server(engine, args.workers, Path(tmp))
-            try:
-                for case, (path, body, key) in CASES.items():
-                    result = asyncio.run(
-                        _load(port, _request(path, body, key), args.concurrency, args.duration)
-                    )
-                    row = {
-                        "engine": engine,
-                        "workers": args.workers,
-                        "endpoint": case,
-                        "start_to_ready_s": ready_s,
-                        **result,
-                    }
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
-            finally:
-                stop_server(proc)
-    load = os.getloadavg()
-    print(markdown_table(rows))
-    print(f"load average during run: {load[0]:.1f} (2 cores shared; other engineers' jobs)")
-    save(
-        "serving",
-        {
-            "rows": rows,
-            "inprocess": inproc,
-            "args": vars(args),
-            "loadavg": load,
-            "machine": machine(),
-        },
-    )
+    if args.quick:
+        args.duration, args.engines, args.inprocess_n = 10.0, "uvicorn", 1000
+        args.at_risk_population = min(args.at_risk_population, 200_000)
+        args.at_risk_limit = min(args.at_risk_limit, 2000)
+    only = {"soak"} if args.soak else set(args.only.split(","))
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        home = ensure_pipeline(args.home, Path(tmp), args.members)
+        ids = member_ids(home)
+        results["loadavg_before"] = os.getloadavg()
+        if "inprocess" in only:
+            results["inprocess"] = inprocess_cost(home, ids, args.inprocess_n)
+            print(markdown_table(results["inprocess"]), flush=True)
+        if "http" in only:
+            results["http"] = http_cases(home, ids, args.engines.split(","), args)
+        if "degraded" in only:
+            results["degraded"] = degraded_case(home, ids, args)
+        if "http" in only or "degraded" in only:
+            rows = results.get("http", []) + (
+                [results["degraded"]] if "degraded" in results else []
+            )
+            print(markdown_table(rows), flush=True)
+        if "at_risk" in only:
+            results["at_risk"] = at_risk_case(home, args.at_risk_population, args.at_risk_limit)
+            print(json.dumps(results["at_risk"]), flush=True)
+        if "soak" in only:
+            results["soak"] = soak(home, ids, args)
+    results["loadavg_after"] = os.getloadavg()
+    print(f"load average after: {results['loadavg_after']} (2 cores shared)")
+    save("serving" + ("-soak" if args.soak else ""), {**results, "machine": machine()})

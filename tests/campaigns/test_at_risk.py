@@ -188,3 +188,72 @@ def test_list_is_ranked_and_cut_before_holdout_and_budget() -> None:
     funded = [m for m in treated if m["benefit_id"] == "voucher_10"]
     assert len(funded) == int(budget // 10)
     assert funded == treated[: len(funded)]
+
+
+@pytest.mark.parametrize("limit", [3, 40, 300])
+def test_lazy_reasons_give_the_eager_list_and_compute_only_what_is_examined(limit: int) -> None:
+    """Reason codes computed on demand (``reasons_for``) must give exactly the list computed
+    with every candidate's reasons up front — strategies lower caps and change channels, so
+    the contact log and the reasons matter — while examining fewer members for short lists."""
+    import random
+
+    rng = random.Random(limit)
+    n = 400
+    codes = ["recency_decline", "frequency_decline", "message_fatigue", "points_expiring"]
+    reasons = {
+        f"m{i}": [
+            {"code": c, "weight": round(rng.random(), 3)}
+            for c in rng.sample(codes, rng.randint(1, 2))
+        ]
+        for i in range(n)
+    }
+    frame = pd.DataFrame(
+        {
+            "member_id": [f"m{i}" for i in range(n)],
+            "churn_probability": [round(rng.random(), 2) for _ in range(n)],
+            "risk_band": ["high"] * n,
+            "value": [100.0] * n,
+            "value_segment": [rng.choice(["high", "mid", "low"]) for _ in range(n)],
+        }
+    )
+    opts = pd.DataFrame(
+        [
+            (f"m{i}", b, round(rng.uniform(-5, 30), 1), cost, rng.random() > 0.05)
+            for i in range(n)
+            for b, cost in (("coupon_200_50", 50.0), ("double_points", 5.0), ("none", 0.0))
+        ],
+        columns=["member_id", "benefit_id", "expected_net_value", "cost", "eligible"],
+    )
+    contacts = contacts_frame(
+        [
+            (
+                f"old{j}",
+                f"m{rng.randrange(n)}",
+                NOW - timedelta(days=rng.uniform(0, 10)),
+                "email",
+                "v",
+            )
+            for j in range(300)
+        ]
+    )
+    view = ContactView(contacts, frozenset({"m1", "m7"}), frozenset({"m2", "m9"}), NOW)
+    request = AtRiskRequest("lazy", limit)
+    policy = CampaignPolicy(holdout_share=0.1)
+    eager = build_at_risk(
+        frame.assign(reasons=[reasons[m] for m in frame["member_id"]]), opts, view, request, policy
+    )
+    asked: list[str] = []
+
+    def reasons_for(ids: list[str]) -> list[list[dict]]:
+        asked.extend(ids)
+        return [reasons[m] for m in ids]
+
+    lazy = build_at_risk(frame, opts, view, request, policy, reasons_for=reasons_for)
+    assert lazy.payload["members"] == eager.payload["members"]
+    assert len(lazy.payload["members"]) == min(limit, len(eager.payload["members"]))
+    assert lazy.contacts == eager.contacts
+    for key in ("suppressed", "unsubscribed", "ineligible", "budget"):
+        assert lazy.payload["excluded"][key] == eager.payload["excluded"][key]
+    assert len(asked) == len(set(asked))
+    if limit < 50:
+        assert len(asked) < n // 2

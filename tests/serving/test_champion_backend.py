@@ -14,7 +14,7 @@ from loyalty_ml.serving import champion
 from loyalty_ml.serving.adapters import Loaded
 from loyalty_ml.serving.app import create_app
 from loyalty_ml.serving.champion import ChampionBackend, _State
-from loyalty_ml.serving.config import ServingConfig
+from loyalty_ml.serving.config import OnlineStoreConfig, ServingConfig
 from loyalty_ml.serving.keys import KeyRing
 from loyalty_ml.serving.schemas import RecommendRequest
 from tests.serving.conftest import KEYS, headers
@@ -123,7 +123,8 @@ def test_online_store_down_degrades_and_recovers(
         return _State(generation, recs=Loaded(_Recs("g"), "recs/1"), online=online)
 
     monkeypatch.setattr(ChampionBackend, "_load", fake_load)
-    backend = ChampionBackend(ServingConfig())
+    retry = OnlineStoreConfig(retry_after_s=0.2)  # after a failure the store is skipped 0.2 s
+    backend = ChampionBackend(ServingConfig(online_store=retry))
 
     async def scenario() -> None:
         await backend.start()
@@ -136,6 +137,8 @@ def test_online_store_down_degrades_and_recovers(
         assert not ready.components["online_store"].ready
         assert "redis down" in ready.components["online_store"].message
         online.down = False  # recovery needs nothing but the store coming back
+        assert (await backend.recommend(request)).fallback == "degraded"  # still skipped
+        await asyncio.sleep(0.25)
         assert (await backend.recommend(request)).fallback is None
         assert (await backend.readiness()).components["online_store"].ready
         await backend.stop()

@@ -17,6 +17,7 @@ holdout's ``none``), ties in ranking order. Treated members are logged with prop
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,6 +51,7 @@ SCORED_COLUMNS = (
     "reasons",
 )
 OPTION_COLUMNS = ("member_id", "benefit_id", "expected_net_value", "cost", "eligible")
+ReasonsProvider = Callable[[list[str]], list[list[dict[str, Any]]]]
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,10 @@ def build_at_risk(
     view: ContactView,
     request: AtRiskRequest,
     policy: CampaignPolicy,
+    reasons_for: ReasonsProvider | None = None,
 ) -> BuiltCampaign:
+    """The list. ``scored`` carries ``reasons``, or ``reasons_for(member_ids)`` computes them
+    for just the members the list examines (reason codes cost ~ms per member: SHAP)."""
     excluded = dict.fromkeys(EXCLUDED_KEYS, 0)
     targeted = scored.assign(member_id=scored["member_id"].astype(str))
     if request.min_probability is not None:
@@ -145,25 +150,10 @@ def build_at_risk(
     excluded["ineligible"] = int((~has_option).sum())
     targeted = targeted[has_option]
 
-    # Strategy per member: its name, channel hint and (possibly reduced) contact cap.
-    strategies = [
-        policy_adapter.recall_strategy(str(seg), _reason_list(reasons), policy.config)
-        for seg, reasons in zip(targeted["value_segment"], targeted["reasons"], strict=True)
-    ]
-    candidates = targeted.assign(
-        strategy=[s.name for s in strategies],
-        channel=[request.channel or s.channel_hint or policy.default_channel for s in strategies],
-    )
-    caps = [s.max_contacts_7d for s in strategies]
-    if any(c is not None for c in caps):
-        candidates["max_contacts_7d"] = pd.array(caps, dtype="Int64")
-
-    kept, dropped = policy_adapter.apply_contact_policy(
-        candidates, view.contacts, view.now, policy.config, view.suppressed, view.unsubscribed
-    )
-    for reason, count in dropped["reason"].value_counts().items():
-        key = EXCLUDED_BY_REASON.get(str(reason), str(reason))
-        excluded[key] = excluded.get(key, 0) + int(count)
+    if "reasons" in targeted.columns or reasons_for is None:
+        kept = _contact_policy(targeted, view, request, policy, excluded)
+    else:
+        kept = _contactable_lazily(targeted, opts, view, request, policy, excluded, reasons_for)
 
     # Rank every contactable candidate by the expected net value of recalling them (their best
     # eligible option), then cut to `limit`: the holdout and the budget act on this list only,
@@ -246,6 +236,94 @@ def build_at_risk(
     return BuiltCampaign(payload, contacts)
 
 
+def _contact_policy(
+    targeted: pd.DataFrame,
+    view: ContactView,
+    request: AtRiskRequest,
+    policy: CampaignPolicy,
+    excluded: dict[str, int],
+) -> pd.DataFrame:
+    """Strategy per member (name, channel hint, reduced cap) and the contact policy: ``kept``."""
+    strategies = [
+        policy_adapter.recall_strategy(str(seg), _reason_list(reasons), policy.config)
+        for seg, reasons in zip(targeted["value_segment"], targeted["reasons"], strict=True)
+    ]
+    candidates = targeted.assign(
+        strategy=[s.name for s in strategies],
+        channel=[request.channel or s.channel_hint or policy.default_channel for s in strategies],
+    )
+    caps = [s.max_contacts_7d for s in strategies]
+    if any(c is not None for c in caps):
+        candidates["max_contacts_7d"] = pd.array(caps, dtype="Int64")
+
+    kept, dropped = policy_adapter.apply_contact_policy(
+        candidates, view.contacts, view.now, policy.config, view.suppressed, view.unsubscribed
+    )
+    _count(excluded, dropped)
+    return kept
+
+
+def _count(excluded: dict[str, int], dropped: pd.DataFrame) -> None:
+    for reason, count in dropped["reason"].value_counts().items():
+        key = EXCLUDED_BY_REASON.get(str(reason), str(reason))
+        excluded[key] = excluded.get(key, 0) + int(count)
+
+
+def _contactable_lazily(
+    targeted: pd.DataFrame,
+    opts: pd.DataFrame,
+    view: ContactView,
+    request: AtRiskRequest,
+    policy: CampaignPolicy,
+    excluded: dict[str, int],
+    reasons_for: ReasonsProvider,
+) -> pd.DataFrame:
+    """``_contact_policy``'s answer for the members the list can reach, with reason codes
+    computed only for those.
+
+    1. The contact policy at the programme's caps over every targeted member (no reasons
+       needed): its drops are final, since a strategy can only lower a member's cap.
+    2. The rest in the list's ranking order (best option's expected net value, probability,
+       id), chunk by chunk: reasons → strategy → the policy again with the strategy's cap,
+       until ``limit`` members are kept. Each member's decision depends on that member alone,
+       so the first ``limit`` kept are exactly the eager path's; the only difference is that
+       strategy-lowered caps are counted in ``excluded`` for examined members only.
+    """
+    base = targeted.assign(channel=request.channel or policy.default_channel)
+    first, dropped = policy_adapter.apply_contact_policy(
+        base, view.contacts, view.now, policy.config, view.suppressed, view.unsubscribed
+    )
+    _count(excluded, dropped)
+    best = best_options(opts[opts["member_id"].isin(first["member_id"])])
+    order = (
+        targeted[targeted["member_id"].isin(first["member_id"])]
+        .merge(best[["member_id", "expected_net_value"]], on="member_id", validate="one_to_one")
+        .sort_values(
+            ["expected_net_value", "churn_probability", "member_id"],
+            ascending=[False, False, True],
+            kind="stable",
+        )
+        .drop(columns=["expected_net_value"])
+        .reset_index(drop=True)
+    )
+    parts: list[pd.DataFrame] = []
+    kept_n, pos = 0, 0
+    while kept_n < request.limit and pos < len(order):
+        size = max(int((request.limit - kept_n) * 1.1) + 16, 64)
+        chunk = order.iloc[pos : pos + size]
+        pos += size
+        reasons = reasons_for(chunk["member_id"].tolist())
+        chunk = chunk.assign(reasons=reasons)
+        kept = _contact_policy(chunk, view, request, policy, excluded)
+        parts.append(kept)
+        kept_n += len(kept)
+    if not parts:
+        return _contact_policy(
+            order.assign(reasons=[[]] * len(order)), view, request, policy, excluded
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
 def _reason_list(reasons: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in reasons] if isinstance(reasons, list | tuple) else []
 
@@ -257,12 +335,13 @@ def create_at_risk_campaign(
     options: pd.DataFrame,
     policy: CampaignPolicy,
     now: datetime | None = None,
+    reasons_for: ReasonsProvider | None = None,
 ) -> CampaignResult:
     """Build and record the list in one contact-log transaction (idempotent per campaign id)."""
     return log.create_campaign(
         request.campaign_id,
         request.body(),
-        lambda view: build_at_risk(scored, options, view, request, policy),
+        lambda view: build_at_risk(scored, options, view, request, policy, reasons_for),
         channel=request.channel or policy.default_channel,
         lookback_days=policy_adapter.lookback_days(policy.config),
         now=now,

@@ -120,10 +120,30 @@ class OnlineFeatures:
         return [str(m) for m in lister()]
 
 
-def open_online_store() -> OnlineFeatures:
-    """The active profile's online feature reader (SQLite locally, Redis in production)."""
-    reader = _attr("loyalty_ml.features.online", "OnlineFeatureReader")
-    return OnlineFeatures(reader(service="churn_v1"))
+def open_online_store(connect_timeout_ms: int = 50, read_timeout_ms: int = 50) -> OnlineFeatures:
+    """The active profile's online feature reader (SQLite locally, Redis in production).
+
+    A Redis reader gets a fail-fast client: bounded connect/read timeouts and no retries.
+    redis-py's defaults (no timeouts, retries with backoff) made one read against a stopped
+    Redis take 11.8 s here, blocking the event loop that the request timeout cannot interrupt.
+    """
+    reader = _attr("loyalty_ml.features.online", "OnlineFeatureReader")(service="churn_v1")
+    client = getattr(reader, "_redis", None)
+    if client is not None:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        kw = client.connection_pool.connection_kwargs
+        reader._redis = redis.Redis(
+            host=kw.get("host", "127.0.0.1"),
+            port=int(kw.get("port", 6379)),
+            db=int(kw.get("db", 0)),
+            socket_connect_timeout=connect_timeout_ms / 1000,
+            socket_timeout=read_timeout_ms / 1000,
+            retry=Retry(NoBackoff(), 0),
+        )
+    return OnlineFeatures(reader)
 
 
 # -- per-request calls -----------------------------------------------------------------------
@@ -160,11 +180,9 @@ def recommend(
     degraded = online is None
     if online is not None:
         try:
-            features = member_features(online, [member_id])
+            tier = member_value(online, member_id, "tier")
         except Exception:
-            features, degraded = pd.DataFrame(), True
-        if member_id in features.index and "tier" in features.columns:
-            tier = features.loc[member_id, "tier"]
+            degraded = True
     if tier is None and tier_lookup is not None:
         tier = tier_lookup(member_id)
     result = recommender.recommend(
@@ -179,6 +197,20 @@ def recommend(
     items, fallback = result if isinstance(result, tuple) else (result, None)
     contract_fallback = "degraded" if degraded else CONTRACT_FALLBACKS.get(fallback, "cold_start")
     return [dict(i) for i in items], contract_fallback
+
+
+def member_value(online: Any, member_id: str, column: str) -> Any:
+    """One online feature of one member (None when unknown): the reader's dict, no DataFrame
+    (a one-row frame costs ~20x the read itself)."""
+    reader = getattr(online, "reader", None)
+    if reader is None:
+        features = member_features(online, [member_id])
+        if member_id in features.index and column in features.columns:
+            return features.loc[member_id, column]
+        return None
+    values = reader.get([member_id]).get(column)
+    value = values[0] if values else None
+    return None if value is None or value != value else value
 
 
 def popular(recommender: Any, n: int) -> list[dict[str, Any]]:
@@ -238,15 +270,22 @@ def snapshot_candidates(
     min_probability: float | None = None,
     value_segments: list[str] | tuple[str, ...] | None = None,
     top_k: int = 3,
+    with_reasons: bool = True,
 ) -> pd.DataFrame:
     """The at-risk population from the batch snapshot: members passing the request's filters,
-    by value at risk, the first ``reach`` of them with reason codes (SHAP costs ~2k rows/s)."""
+    by value at risk, the first ``reach`` of them — with reason codes unless ``with_reasons`` is
+    false (the list then computes them only for the members it examines: SHAP costs ~ms/row)."""
     scores = snapshot.scores
     if min_probability is not None:
         scores = scores[scores["churn_probability"] >= min_probability]
     if value_segments:
         scores = scores[scores["value_segment"].astype(str).isin(list(value_segments))]
     scores = scores.head(reach).reset_index(drop=True)
+    if not with_reasons:
+        return scores.assign(
+            risk_band=scores["risk_band"].astype(str),
+            value_segment=scores["value_segment"].astype(str),
+        )
     features = snapshot.churn_features.loc[scores["member_id"].tolist()].reset_index(drop=True)
     reasons = churn.reasons(features, top_k=top_k) if len(features) else []
     scores = scores.assign(

@@ -24,13 +24,14 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loyalty_ml.serving.backend import ServingBackend, ServingError
 from loyalty_ml.serving.config import AuthConfig, ServingConfig, load_serving_config
+from loyalty_ml.serving.exposures import ExposureLog
 from loyalty_ml.serving.keys import KeyRing, load_keyring
 from loyalty_ml.serving.metrics import ServingMetrics
 from loyalty_ml.serving.schemas import (
@@ -137,6 +138,91 @@ class Guard:
             )
 
 
+# -- the lean hot path ------------------------------------------------------------------------
+SLOW_PATH_HEADER = b"x-loyalty-slow-path"  # forces FastAPI's path (benchmarks, tests)
+Handler = Callable[[Any], Awaitable[BaseModel]]
+
+
+class FastPath:
+    """ASGI layer for the hot POST endpoints: body → ``model_validate_json`` → handler → bytes.
+
+    ``routes``: path → (request model, handler). Errors the handlers raise are answered like the
+    app's exception handlers do; anything else unusual is replayed into ``app`` untouched."""
+
+    def __init__(
+        self, app: ASGIApp, routes: dict[str, tuple[type[BaseModel], Handler]], max_body: int
+    ) -> None:
+        self.app = app
+        self.routes = routes
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        length, json_body = -1, True
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+            elif name == b"content-type":  # FastAPI parses JSON when absent or */json
+                json_body = value.split(b";")[0].strip().lower() == b"application/json"
+            elif name == SLOW_PATH_HEADER:
+                json_body = False
+        if length < 0 or length > self.max_body or not json_body:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        model, handler = route
+        try:
+            request = model.model_validate_json(body)
+            result = await handler(request)
+        except (ValidationError, FieldError, StarletteHTTPException):
+            await self.app(scope, _replay(body), send)  # FastAPI answers the error itself
+            return
+        except ServingError as exc:
+            response = _error(exc.status_code, exc.code, exc.message)
+            await response(scope, receive, send)
+            return
+        except Exception as exc:
+            log.error("unhandled %s in a handler", type(exc).__name__)
+            await _error(500, "internal_error", "internal error")(scope, receive, send)
+            return
+        payload = result.model_dump_json().encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
 # -- state shared by the handlers ------------------------------------------------------------
 class PopularCache:
     """The degraded fallback: the last popular list the backend gave, persisted across restarts."""
@@ -187,6 +273,7 @@ class ServingState:
         self.backend: ServingBackend | None = None
         self.keyring: KeyRing | None = None
         self.popular = PopularCache(None)
+        self.exposures: ExposureLog | None = None
 
 
 def resolve_backend(config: ServingConfig) -> ServingBackend:
@@ -240,9 +327,12 @@ def create_app(
         state.keyring = keyring if keyring is not None else load_keyring(cfg.auth)
         state.backend = backend or (backend_factory or resolve_backend)(cfg)
         state.popular = PopularCache(get_settings().path("serving", "popular.json"))
+        state.exposures = ExposureLog.from_config(cfg)
         await state.backend.start()
         await state.popular.refresh(state.backend, cfg.fallback.popular_items)
         refresher = asyncio.create_task(_refresh_popular())
+        if state.exposures is not None:
+            state.exposures.start()
         if cfg.runtime.gc_freeze:
             gc.collect()
             gc.freeze()
@@ -252,6 +342,8 @@ def create_app(
             refresher.cancel()
             with suppress(asyncio.CancelledError):
                 await refresher
+            if state.exposures is not None:
+                await state.exposures.stop()
             await state.backend.stop()
 
     async def _refresh_popular() -> None:
@@ -270,7 +362,6 @@ def create_app(
         # per-request spans are the allocation churn the field notes tie to GC stalls.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
-    app.add_middleware(Guard, auth=cfg.auth, state=state)
     app.state.serving = state
 
     def be() -> ServingBackend:
@@ -329,6 +420,9 @@ def create_app(
         summary="Products to show a member, with the points each would earn (never fails).",
     )
     async def recommend(body: RecommendRequest) -> Response:
+        return _json(await recommend_impl(body))
+
+    async def recommend_impl(body: RecommendRequest) -> RecommendResponse:
         if body.n > limits.max_recommendations:
             raise FieldError("n", f"must be at most {limits.max_recommendations}")
         if body.cart is not None and len(body.cart) > limits.max_cart_items:
@@ -348,7 +442,11 @@ def create_app(
                 fallback="degraded",
                 model_version=None,
             )
-        return _json(result)
+        if state.exposures is not None:
+            tagged = state.exposures.tag("recommend", body.member_id, "recommend")
+            if tagged is not None:
+                result.experiment, result.variant = tagged
+        return result
 
     @app.post(
         "/churn_score",
@@ -358,14 +456,16 @@ def create_app(
         summary="Churn probability, risk band, value segment and reasons for 1–1000 members.",
     )
     async def churn_score(body: ChurnScoreRequest) -> Response:
+        return _json(await churn_impl(body))
+
+    async def churn_impl(body: ChurnScoreRequest) -> ChurnScoreResponse:
         if len(body.member_ids) > limits.max_batch_member_ids:
             raise FieldError("member_ids", f"at most {limits.max_batch_member_ids} ids")
-        result = await _bounded(
+        return await _bounded(
             be().churn_score(list(dict.fromkeys(body.member_ids))),
             timeouts.churn_score,
             "churn scoring",
         )
-        return _json(result)
 
     @app.post(
         "/benefits",
@@ -378,6 +478,10 @@ def create_app(
         result = await _bounded(
             be().benefits(body.member_id, body.budget), timeouts.benefits, "benefit matching"
         )
+        if state.exposures is not None:
+            tagged = state.exposures.tag("benefits", body.member_id, "benefits")
+            if tagged is not None:
+                result.experiment, result.variant = tagged
         return _json(result)
 
     @app.post(
@@ -467,4 +571,15 @@ def create_app(
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # Outermost first: the guard (auth before the body is read, metrics), then the hot path.
+    if cfg.runtime.fast_path:
+        app.add_middleware(
+            FastPath,
+            routes={
+                "/recommend": (RecommendRequest, recommend_impl),
+                "/churn_score": (ChurnScoreRequest, churn_impl),
+            },
+            max_body=limits.max_body_bytes,
+        )
+    app.add_middleware(Guard, auth=cfg.auth, state=state)
     return app

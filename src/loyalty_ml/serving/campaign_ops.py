@@ -13,7 +13,7 @@ from dataclasses import replace
 import pandas as pd
 
 from loyalty_ml.campaigns.at_risk import AtRiskRequest as DomainRequest
-from loyalty_ml.campaigns.at_risk import CampaignPolicy, create_at_risk_campaign
+from loyalty_ml.campaigns.at_risk import CampaignPolicy, ReasonsProvider, create_at_risk_campaign
 from loyalty_ml.campaigns.contact_log import (
     CampaignConflict,
     CampaignNotFound,
@@ -51,6 +51,7 @@ def at_risk_sync(
     policy: CampaignPolicy,
     scored: ScoredProvider,
     options: OptionsProvider,
+    reasons_for: ReasonsProvider | None = None,
 ) -> AtRiskResponse:
     request = to_domain(body)
     try:
@@ -70,7 +71,9 @@ def at_risk_sync(
                 )
             return to_response(replace(existing, replayed=True))
         population = scored()
-        result = create_at_risk_campaign(log, request, population, options(population), policy)
+        result = create_at_risk_campaign(
+            log, request, population, options(population), policy, reasons_for=reasons_for
+        )
     except CampaignConflict as exc:
         raise Conflict(str(exc), code=exc.code) from exc
     return to_response(result)
@@ -82,8 +85,9 @@ async def at_risk(
     policy: CampaignPolicy,
     scored: ScoredProvider,
     options: OptionsProvider,
+    reasons_for: ReasonsProvider | None = None,
 ) -> AtRiskResponse:
-    return await asyncio.to_thread(at_risk_sync, log, body, policy, scored, options)
+    return await asyncio.to_thread(at_risk_sync, log, body, policy, scored, options, reasons_for)
 
 
 def cancel_sync(log: ContactLog, campaign_id: str) -> CancelResponse:

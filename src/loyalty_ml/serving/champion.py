@@ -59,6 +59,7 @@ class _State:
     snapshot: BatchSnapshot | None = None
     churn_online: bool = False  # the online store carries every churn model feature
     dataset: str = ""
+    churn_cache: ChurnCache | None = None
 
 
 def _try(messages: dict[str, str], name: str, fn: Any, *args: Any) -> Any:
@@ -72,6 +73,72 @@ def _try(messages: dict[str, str], name: str, fn: Any, *args: Any) -> Any:
     return None
 
 
+class ChurnCache:
+    """Per-member ``/churn_score`` answers from the (immutable) batch snapshot of one generation.
+
+    Probability, band and segment come from the snapshot's population scores (computed at load by
+    ``score_frame`` — the same numbers a per-request call would give); reason codes (SHAP, ~ms per
+    member, ~40 ms for a single-row call) are computed on first use, in batches, and kept. A
+    background task pre-computes them for the ``reason_cache_members`` members with the highest
+    value at risk after start-up; at-risk lists share the same cache."""
+
+    def __init__(self, snapshot: BatchSnapshot, churn: Any, top_k: int = 3) -> None:
+        scores = snapshot.scores
+        self.snapshot = snapshot
+        self.churn = churn
+        self.top_k = top_k
+        ids = scores["member_id"].astype(str).tolist()
+        self.order = ids  # by value at risk, highest first
+        self.index = dict(zip(ids, range(len(ids)), strict=True))
+        self.probability = scores["churn_probability"].astype(float).tolist()
+        self.band = scores["risk_band"].astype(str).tolist()
+        self.segment = scores["value_segment"].astype(str).tolist()
+        self.reasons: dict[str, list[dict[str, Any]]] = {}
+        self.warmed = 0
+
+    def known(self, member_id: str) -> bool:
+        return member_id in self.index
+
+    def missing(self, member_ids: list[str]) -> list[str]:
+        return [m for m in member_ids if m not in self.reasons and m in self.index]
+
+    def compute(self, member_ids: list[str]) -> None:
+        """Reason codes for ``member_ids`` (known, not yet cached), one batched SHAP call."""
+        if not member_ids:
+            return
+        frame = self.snapshot.churn_features.loc[member_ids].reset_index(drop=True)
+        for member, why in zip(
+            member_ids, self.churn.reasons(frame, top_k=self.top_k), strict=True
+        ):
+            self.reasons[member] = [
+                {"code": str(r["code"]), "weight": float(r["weight"])} for r in why
+            ]
+
+    def reasons_for(self, member_ids: list[str]) -> list[list[dict[str, Any]]]:
+        """At-risk lists: reasons for ``member_ids`` (cached, else computed now)."""
+        self.compute(self.missing(member_ids))
+        return [self.reasons.get(m, []) for m in member_ids]
+
+    def row(self, member_id: str) -> dict[str, Any]:
+        i = self.index[member_id]
+        return {
+            "member_id": member_id,
+            "churn_probability": self.probability[i],
+            "risk_band": self.band[i],
+            "value_segment": self.segment[i],
+            "reasons": self.reasons.get(member_id, []),
+        }
+
+    async def warm(self, limit: int, batch: int) -> None:
+        """Pre-compute reasons for the first ``limit`` members by value at risk, in batches
+        (a worker thread each; the event loop keeps answering in between)."""
+        for start in range(0, min(limit, len(self.order)), batch):
+            todo = self.missing(self.order[start : min(start + batch, limit)])
+            await asyncio.to_thread(self.compute, todo)
+            self.warmed = min(start + batch, limit, len(self.order))
+        log.info("churn reason cache warm: %d members", len(self.reasons))
+
+
 class ChampionBackend:
     def __init__(self, config: ServingConfig, dataset: str | None = None) -> None:
         self.config = config
@@ -82,6 +149,8 @@ class ChampionBackend:
         self._log: ContactLog | None = None
         self._log_error = ""
         self._log_attempt = 0.0
+        self._warm_task: asyncio.Task[None] | None = None
+        self._online_down_until = 0.0  # after a failed online read: skip the store until then
 
     # -- lifecycle -------------------------------------------------------------------------
     def _dataset_name(self, manifest: dict[str, Any] | None) -> str:
@@ -102,7 +171,14 @@ class ChampionBackend:
         churn = _try(messages, "churn_model", adapters.load_churn, dataset)
         recs = _try(messages, "recs_model", adapters.load_recommender, dataset)
         benefits = _try(messages, "benefit_model", adapters.load_benefits, dataset)
-        online = _try(messages, "online_store", adapters.open_online_store)
+        store_cfg = self.config.online_store
+        online = _try(
+            messages,
+            "online_store",
+            adapters.open_online_store,
+            store_cfg.connect_timeout_ms,
+            store_cfg.read_timeout_ms,
+        )
         policy_config = _try(messages, "policy", policy_adapter.load_policy_config)
         churn_online = churn is not None and adapters.online_has(online, churn.obj)
         snapshot = None
@@ -121,6 +197,9 @@ class ChampionBackend:
             messages["batch_snapshot"] = (
                 f"the last pipeline ran on {manifest.get('dataset')!r}, not {dataset!r}"
             )
+        churn_cache = None
+        if snapshot is not None and churn is not None and not churn_online:
+            churn_cache = _try(messages, "churn_cache", ChurnCache, snapshot, churn.obj)
         return _State(
             generation,
             churn,
@@ -132,13 +211,26 @@ class ChampionBackend:
             snapshot,
             churn_online,
             dataset,
+            churn_cache,
         )
 
     async def start(self) -> None:
         self._state = await asyncio.to_thread(self._load, 1)
         await self._open_contact_log()
+        self._start_warming(self._state)
+
+    def _start_warming(self, state: _State) -> None:
+        cfg = self.config.snapshot
+        if state.churn_cache is not None and cfg.reason_cache_members > 0:
+            if self._warm_task is not None:
+                self._warm_task.cancel()
+            self._warm_task = asyncio.create_task(
+                state.churn_cache.warm(cfg.reason_cache_members, cfg.reason_warm_batch)
+            )
 
     async def stop(self) -> None:
+        if self._warm_task is not None:
+            self._warm_task.cancel()
         if self._reload_task is not None:
             self._reload_task.cancel()
         if self._log is not None:
@@ -152,6 +244,7 @@ class ChampionBackend:
         async def run() -> None:
             state = await asyncio.to_thread(self._load, next_generation)
             self._state = state  # one reference swap: in-flight requests keep their snapshot
+            self._start_warming(state)
             log.info("reloaded champions: generation %d", state.generation)
 
         self._reload_task = asyncio.create_task(run())
@@ -208,9 +301,12 @@ class ChampionBackend:
     async def recommend(self, request: RecommendRequest) -> RecommendResponse:
         state = self._state
         recs = self._need(state, "recs_model", state.recs)
+        online = state.online
+        if online is not None and time.monotonic() < self._online_down_until:
+            online = None  # the store failed moments ago: answer degraded without any I/O
         items, fallback = adapters.recommend(
             recs.obj,
-            state.online,
+            online,
             request.member_id,
             request.n,
             request.context,
@@ -218,6 +314,8 @@ class ChampionBackend:
             request.product_id,
             state.snapshot.tier if state.snapshot is not None else None,
         )
+        if fallback == "degraded" and online is not None:
+            self._online_down_until = time.monotonic() + self.config.online_store.retry_after_s
         return RecommendResponse(
             member_id=request.member_id,
             context=request.context,
@@ -234,6 +332,20 @@ class ChampionBackend:
     async def churn_score(self, member_ids: list[str]) -> ChurnScoreResponse:
         state = self._state
         churn = self._need(state, "churn_model", state.churn)
+        cache = state.churn_cache
+        if cache is not None:
+            todo = cache.missing(member_ids)
+            if len(todo) > 1:
+                await asyncio.to_thread(cache.compute, todo)
+            elif todo:
+                cache.compute(todo)
+            return ChurnScoreResponse.model_validate(
+                {
+                    "scores": [cache.row(m) for m in member_ids if cache.known(m)],
+                    "unknown": [m for m in member_ids if not cache.known(m)],
+                    "model_version": churn.version,
+                }
+            )
         features = await self._churn_features(state, member_ids)
         known = [m for m in dict.fromkeys(member_ids) if m in features.index]
         rows = adapters.churn_rows(churn.obj, features.loc[known]) if known else []
@@ -287,9 +399,16 @@ class ChampionBackend:
         cfg = self.config.snapshot
         reach = max(request.limit * cfg.reason_candidates_per_slot, cfg.min_reason_candidates)
 
+        cache = state.churn_cache
+
         def scored() -> pd.DataFrame:
             return adapters.snapshot_candidates(
-                churn.obj, snap, reach, request.min_probability, request.value_segments
+                churn.obj,
+                snap,
+                reach,
+                request.min_probability,
+                request.value_segments,
+                with_reasons=cache is None,
             )
 
         def options(population: pd.DataFrame) -> pd.DataFrame:
@@ -306,7 +425,12 @@ class ChampionBackend:
             )
 
         return await campaign_ops.at_risk(
-            await self._contact_log(), request, self._campaign_policy(state), scored, options
+            await self._contact_log(),
+            request,
+            self._campaign_policy(state),
+            scored,
+            options,
+            cache.reasons_for if cache is not None else None,
         )
 
     @staticmethod
@@ -341,6 +465,15 @@ class ChampionBackend:
             version=f"{snap.dataset}@{snap.as_of.isoformat()}" if snap else None,
             message=snap.describe() if snap else state.messages.get("batch_snapshot", "not loaded"),
         )
+        cache = state.churn_cache
+        if cache is not None:
+            target = min(self.config.snapshot.reason_cache_members, len(cache.order))
+            components["reason_cache"] = ComponentStatus(
+                ready=cache.warmed >= target,
+                required=False,
+                message=f"reason codes pre-computed for {cache.warmed:,} of {target:,} members "
+                f"(by value at risk; others on first use); {len(cache.reasons):,} cached",
+            )
         components["online_store"] = await self._probe(
             "online_store", state, lambda: state.online.ping() if state.online else None
         )

@@ -94,10 +94,29 @@ class SnapshotConfig(_Strict):
     max_members: int = Field(2_000_000, ge=1)
     reason_candidates_per_slot: int = Field(10, ge=1)
     min_reason_candidates: int = Field(2000, ge=1)
+    reason_cache_members: int = Field(50_000, ge=0)
+    reason_warm_batch: int = Field(500, ge=1)
+
+
+class OnlineStoreConfig(_Strict):
+    """How the service talks to the online store (Redis in production)."""
+
+    connect_timeout_ms: int = Field(50, ge=1)
+    read_timeout_ms: int = Field(50, ge=1)
+    retry_after_s: float = Field(1.0, ge=0)  # after a failed read, skip the store this long
 
 
 class RuntimeConfig(_Strict):
     gc_freeze: bool = True
+    fast_path: bool = True
+
+
+class AbTestServing(_Strict):
+    """Which A/B experiment (``config/abtest.yaml``) tags each endpoint's responses."""
+
+    endpoints: dict[Literal["recommend", "benefits"], str] = Field(default_factory=dict)
+    flush_s: float = Field(1.0, gt=0)
+    max_buffer: int = Field(100_000, ge=1)
 
 
 class ServingConfig(_Strict):
@@ -108,6 +127,8 @@ class ServingConfig(_Strict):
     campaigns: CampaignConfig = Field(default_factory=CampaignConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    abtest: AbTestServing = Field(default_factory=AbTestServing)
+    online_store: OnlineStoreConfig = Field(default_factory=OnlineStoreConfig)
 
 
 def read_serving_config(path: Path) -> ServingConfig:

@@ -105,6 +105,8 @@ class RecommendResponse(BaseModel):
     items: list[RecommendedItem]
     fallback: Fallback | None = None
     model_version: str | None = None
+    experiment: str | None = None  # the A/B experiment tagging this endpoint (serving.yaml)
+    variant: str | None = None  # the member's arm in it; null when no experiment is configured
 
 
 # -- /churn_score ----------------------------------------------------------------------------
@@ -150,6 +152,8 @@ class BenefitsResponse(BaseModel):
     member_id: str
     benefits: list[BenefitOption]
     model_version: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
 
 
 # -- /campaigns ------------------------------------------------------------------------------
