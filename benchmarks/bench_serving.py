@@ -21,9 +21,10 @@ Cases (each prints a JSON line, then a table; all results go to ``bench-results/
 - ``soak`` (``--soak``): mixed traffic for ``--soak-minutes`` (default 10); unexpected statuses
   and worker RSS growth.
 
-    python -m benchmarks serving                # everything but the soak, 60 s per HTTP case
-    python -m benchmarks serving --quick        # 10 s per case, uvicorn only, 200k at-risk
-    python -m benchmarks serving --soak --soak-minutes=10
+    python -m benchmarks serving                # all, 60 s per HTTP case, 10 min soak (~25 min)
+    python -m benchmarks serving --quick        # 10 s per case, uvicorn only, 200k at-risk, 1 min soak
+    python -m benchmarks serving --soak --soak-minutes=10      # the soak alone
+    python -m benchmarks serving --only=http,degraded --home=.loyalty   # after `make demo`
     (``=``: the runner passes only dash-arguments through)
 """
 
@@ -524,17 +525,24 @@ def at_risk_case(home: Path, population: int, limit: int) -> dict[str, Any]:
     import pandas as pd
 
     from loyalty_ml.serving.champion import ChampionBackend
-    from loyalty_ml.serving.config import load_serving_config
+    from loyalty_ml.serving.config import SnapshotConfig, load_serving_config
     from loyalty_ml.serving.schemas import AtRiskRequest
     from loyalty_ml.serving.snapshot import BatchSnapshot
     from loyalty_ml.settings import reset_settings_cache
 
     os.environ["LOYALTY_HOME"] = str(home)
     reset_settings_cache()
-    backend = ChampionBackend(load_serving_config())
+    no_warm = SnapshotConfig(reason_cache_members=0)  # cold: every reason computed by the list
+    backend = ChampionBackend(load_serving_config().model_copy(update={"snapshot": no_warm}))
     loop = asyncio.new_event_loop()
     loop.run_until_complete(backend.start())
+    from loyalty_ml.campaigns.store_sqlite import SqliteContactLog
+
+    if backend._log is not None:  # never write into the served home's contact log
+        backend._log.close()
+    backend._log = SqliteContactLog(Path(tempfile.mkdtemp(prefix="bench-log-")) / "log.sqlite")
     snap = backend._state.snapshot
+    churn = backend._state.churn.obj if backend._state.churn else None
     if snap is None:
         raise SystemExit(f"no batch snapshot: {backend._state.messages}")
     copies = -(-population // snap.members)
@@ -567,7 +575,9 @@ def at_risk_case(home: Path, population: int, limit: int) -> dict[str, Any]:
     tiled_s = time.perf_counter() - started
     from dataclasses import replace
 
-    backend._state = replace(backend._state, snapshot=big)
+    from loyalty_ml.serving.champion import ChurnCache
+
+    backend._state = replace(backend._state, snapshot=big, churn_cache=ChurnCache(big, churn))
     request = AtRiskRequest(campaign_id=f"bench-{int(time.time())}", limit=limit)
     cpu = time.process_time()
     started = time.perf_counter()
@@ -578,6 +588,10 @@ def at_risk_case(home: Path, population: int, limit: int) -> dict[str, Any]:
     again = loop.run_until_complete(backend.at_risk(request))
     replay_s = time.perf_counter() - started
     assert again.replayed and len(again.members) == len(answer.members)
+    second = AtRiskRequest(campaign_id=request.campaign_id + "-b", limit=limit)
+    started = time.perf_counter()
+    other = loop.run_until_complete(backend.at_risk(second))
+    second_s = time.perf_counter() - started
     loop.run_until_complete(backend.stop())
     loop.close()
     return {
@@ -587,6 +601,8 @@ def at_risk_case(home: Path, population: int, limit: int) -> dict[str, Any]:
         "seconds": seconds,
         "cpu_s": cpu,
         "replay_s": replay_s,
+        "second_list_s": second_s,  # another campaign: reasons of examined members cached
+        "second_listed": len(other.members),
         "tile_s": tiled_s,
         "holdout": int(np.sum([m.holdout for m in answer.members])),
         "excluded": answer.excluded.model_dump(),
@@ -600,11 +616,17 @@ def http_cases(
     rows: list[dict[str, Any]] = []
     load = cases(ids)
     for engine in engines:
+        seconds = (
+            args.bentoml_duration
+            if engine == "bentoml" and args.bentoml_duration
+            else args.duration
+        )
         proc, port, ready_s = start_server(engine, args.workers, home)
         try:
+            wait_warm(port)
             for case, reqs in load.items():
-                drive(port, reqs, args.concurrency, min(3.0, args.duration / 5))  # warm-up
-                result = summarise(drive(port, reqs, args.concurrency, args.duration))
+                drive(port, reqs, args.concurrency, min(3.0, seconds / 5))  # warm-up
+                result = summarise(drive(port, reqs, args.concurrency, seconds))
                 row = {
                     "engine": engine,
                     "endpoint": case,
@@ -619,6 +641,25 @@ def http_cases(
     return rows
 
 
+def wait_warm(port: int, timeout: float = 300) -> float:
+    """Seconds until /readyz says the churn reason cache is warm (both workers answer)."""
+    started = time.perf_counter()
+    warm_hits = 0
+    while time.perf_counter() - started < timeout and warm_hits < 4:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            raw = b""
+            while chunk := s.recv(65536):
+                raw += chunk
+        try:
+            cache = json.loads(raw.split(b"\r\n\r\n", 1)[1])["components"].get("reason_cache")
+        except (ValueError, KeyError, IndexError):
+            cache = None
+        warm_hits = warm_hits + 1 if cache is None or cache["ready"] else 0
+        time.sleep(0.5)
+    return time.perf_counter() - started
+
+
 def degraded_case(home: Path, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
     env = {
         "LOYALTY_SERVING_BACKEND": "benchmarks.bench_serving:degraded_backend",
@@ -626,6 +667,7 @@ def degraded_case(home: Path, ids: list[str], args: argparse.Namespace) -> dict[
     }
     proc, port, ready_s = start_server("uvicorn", args.workers, home, env, accept_unready=True)
     try:
+        wait_warm(port)
         reqs = cases(ids)["recommend"]
         drive(port, reqs, args.concurrency, min(3.0, args.duration / 5))
         result = summarise(drive(port, reqs, args.concurrency, args.duration))
@@ -656,6 +698,7 @@ def soak(home: Path, ids: list[str], args: argparse.Namespace) -> dict[str, Any]
         samples.append((time.perf_counter() - started, server_rss_mb(proc)))
 
     try:
+        wait_warm(port)
         reqs = soak_requests(ids)
         drive(port, reqs, args.concurrency, 20)  # warm-up: caches, allocator
         tick()
@@ -686,15 +729,16 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--home", type=Path, default=None, help="a LOYALTY_HOME to serve")
     parser.add_argument("--members", type=int, default=5000, help="members of the built shop")
     parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--bentoml-duration", type=float, default=0.0, help="0: --duration")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--engines", default="uvicorn,bentoml")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--inprocess-n", type=int, default=3000)
     parser.add_argument("--at-risk-population", type=int, default=1_000_000)
     parser.add_argument("--at-risk-limit", type=int, default=10_000)
-    parser.add_argument("--only", default="inprocess,http,degraded,at_risk")
+    parser.add_argument("--only", default="inprocess,http,degraded,at_risk,soak")
     parser.add_argument("--quick", action="store_true", help="10 s per case, uvicorn only")
-    parser.add_argument("--soak", action="store_true", help="run the soak (alone)")
+    parser.add_argument("--soak", action="store_true", help="run the soak alone")
     parser.add_argument("--soak-minutes", type=float, default=10.0)
     parser.add_argument("--soak-engine", default="uvicorn")
     args = parser.parse_args(argv)
@@ -702,6 +746,7 @@ def main(argv: list[str]) -> None:
         args.duration, args.engines, args.inprocess_n = 10.0, "uvicorn", 1000
         args.at_risk_population = min(args.at_risk_population, 200_000)
         args.at_risk_limit = min(args.at_risk_limit, 2000)
+        args.soak_minutes = min(args.soak_minutes, 1.0)
     only = {"soak"} if args.soak else set(args.only.split(","))
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}

@@ -180,7 +180,7 @@ def recommend(
     degraded = online is None
     if online is not None:
         try:
-            tier = member_value(online, member_id, "tier")
+            tier = member_value(online, member_id, TIER_COLUMNS)
         except Exception:
             degraded = True
     if tier is None and tier_lookup is not None:
@@ -199,18 +199,26 @@ def recommend(
     return [dict(i) for i in items], contract_fallback
 
 
-def member_value(online: Any, member_id: str, column: str) -> Any:
-    """One online feature of one member (None when unknown): the reader's dict, no DataFrame
-    (a one-row frame costs ~20x the read itself)."""
+TIER_COLUMNS = ("loyalty__tier", "tier")  # the churn_v1 service's name for it, then a plain one
+
+
+def member_value(online: Any, member_id: str, columns: tuple[str, ...]) -> Any:
+    """The first of ``columns`` the online store has for one member (None when unknown): the
+    reader's dict, no DataFrame (a one-row frame cost ~20x the read itself here)."""
     reader = getattr(online, "reader", None)
     if reader is None:
         features = member_features(online, [member_id])
-        if member_id in features.index and column in features.columns:
-            return features.loc[member_id, column]
+        for column in columns:
+            if member_id in features.index and column in features.columns:
+                return features.loc[member_id, column]
         return None
-    values = reader.get([member_id]).get(column)
-    value = values[0] if values else None
-    return None if value is None or value != value else value
+    raw = reader.get([member_id])
+    for column in columns:
+        values = raw.get(column)
+        if values:
+            value = values[0]
+            return None if value is None or value != value else value
+    return None
 
 
 def popular(recommender: Any, n: int) -> list[dict[str, Any]]:
