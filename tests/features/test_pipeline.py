@@ -342,3 +342,25 @@ def test_loyalty_state_comes_from_policy_replay() -> None:
     before = build_member_features(ds, T, families=["loyalty"])
     after = build_member_features(_append_future(ds), T, families=["loyalty"])
     pd.testing.assert_frame_equal(before, after, check_exact=True)
+
+
+def test_chunked_build_equals_one_pass() -> None:
+    """Members in chunks (each with only its own activity) give exactly the one-pass frame."""
+    ds = tiny_dataset()
+    instants = ["2024-02-01", T, "2024-04-06T00:00:00+02:00"]
+    whole = build_member_snapshots(ds, instants, chunk_members=10)
+    for chunk in (1, 2):
+        chunked = build_member_snapshots(ds, instants, chunk_members=chunk)
+        pd.testing.assert_frame_equal(chunked, whole, check_exact=True)
+
+
+def test_chunked_build_equals_one_pass_on_a_simulated_shop() -> None:
+    from loyalty_ml.simulate.api import simulate
+    from loyalty_ml.simulate.config import load_config
+
+    ds = simulate(load_config().model_copy(update={"members": 300}))[0]
+    t = ds.latest_timestamp()
+    whole = build_member_features(ds, t, chunk_members=1000)
+    assert len(whole) > 200 and whole["loyalty__points_balance"].gt(0).any()
+    chunked = build_member_features(ds, t, chunk_members=70)
+    pd.testing.assert_frame_equal(chunked, whole, check_exact=True)

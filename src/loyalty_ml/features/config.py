@@ -54,6 +54,8 @@ class FeaturesConfig(_Strict):
     sensitive_attributes: list[str] = Field(default_factory=lambda: ["gender", "birth_date"])
     price_band_quantiles: tuple[float, float] = (0.33, 0.67)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    # Member snapshots are built this many members at a time (bounds memory; results identical).
+    chunk_members: int = Field(default=250_000, gt=0)
 
     @field_validator("price_band_quantiles")
     @classmethod
