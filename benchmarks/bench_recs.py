@@ -72,10 +72,13 @@ def beauty(trials: int) -> dict[str, Any]:
         val, test = leave_one_out(data, 2), leave_one_out(data, 1)
     components = ("transitions", "item_knn", "als", "bpr", "category_popularity", "popularity")
     with timed("tune", t):
-        report = tune(
-            config, val, trials, components=components, item_categories=data.item_categories
-        )
-    tuned = report.config
+        if trials > 0:
+            report = tune(
+                config, val, trials, components=components, item_categories=data.item_categories
+            )
+            tuned, validation_best = report.config, report.best
+        else:  # --trials=0: config/recs.yaml as tuned earlier on the validation items
+            tuned, validation_best = config, {}
     with timed("evaluate_test", t):
         methods = evaluate_methods(tuned, test, data.item_categories)
         if "bpr" not in methods:
@@ -89,15 +92,16 @@ def beauty(trials: int) -> dict[str, Any]:
         methods["popularity (full sequences)"] = evaluate(pop_full, test, tuned.tuning.ks).metrics
     rows = [_row(k, v) for k, v in methods.items()]
     print(markdown_table(rows))
-    print("validation (tuning objective, sample):", report.best)
+    print("validation (tuning objective, sample):", validation_best)
     payload = {
         "protocol": "leave-one-out, full ranking, training items excluded, ties by item index",
         "users": len(data.sequences),
         "items": data.n_items,
         "trials_per_source": trials,
-        "validation_best": report.best,
+        "validation_best": validation_best,
         "test": methods,
         "tuned_config": tuned.model_dump(mode="json"),
+        "load_average": os.getloadavg(),
         "seconds": t,
         "peak_rss_mb": peak_rss_mb(),
     }

@@ -322,22 +322,20 @@ class TransitionModel(_ItemItemModel):
         src, dst, wts = [], [], []
         for d in range(1, p["window"] + 1):
             same = rows[:-d] == rows[d:]
-            a, b = items[:-d][same], items[d:][same]
-            w = np.full(len(a), p["distance_decay"] ** (d - 1), np.float32)
-            src += [a]
-            dst += [b]
-            wts += [w]
-            if p["backward_weight"] > 0:
-                src += [b]
-                dst += [a]
-                wts += [w * p["backward_weight"]]
+            src.append(items[:-d][same])
+            dst.append(items[d:][same])
+            wts.append(np.full(len(src[-1]), p["distance_decay"] ** (d - 1), np.float32))
         n = self.n_items
-        if src:
-            trans = sp.csr_matrix(
+        if src:  # forward pairs; backward pairs are their transpose
+            forward = sp.csr_matrix(
                 (np.concatenate(wts), (np.concatenate(src), np.concatenate(dst))),
                 shape=(n, n),
                 dtype=np.float32,
             )
+            forward.sum_duplicates()
+            trans = forward
+            if p["backward_weight"] > 0:
+                trans = sp.csr_matrix(forward + p["backward_weight"] * forward.T.tocsr())
         else:
             trans = sp.csr_matrix((n, n), dtype=np.float32)
         trans.sum_duplicates()
