@@ -12,8 +12,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import minimize as _scipy_minimize
 from scipy.special import betaln, gammaln, hyp2f1
+
+
+def minimize(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+    """``scipy.optimize.minimize`` with BLAS on one thread: the fits are tiny (3-4 parameters),
+    and OpenBLAS thread wake-ups made them 2-3x slower on the shared 2-core machine (same
+    optimum either way)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        return _scipy_minimize(*args, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,8 @@ class ChurnConfig(_Strict):
     bands: BandConfig = Field(default_factory=BandConfig)
     value: ValueConfig = Field(default_factory=ValueConfig)
     lightgbm: dict[str, Any] = Field(default_factory=dict)
+    # [feature-name regex, +1 | -1]: monotone constraints (first match wins; others free).
+    monotone: list[tuple[str, int]] = Field(default_factory=list)
     optuna: OptunaConfig = Field(default_factory=OptunaConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     reasons: ReasonConfig = Field(default_factory=ReasonConfig)

@@ -29,11 +29,18 @@ from loyalty_ml.churn.config import ChurnConfig, load_churn_config
 from loyalty_ml.churn.features import (
     FeatureProvider,
     feature_columns,
+    provider_batch,
     resolve_provider,
 )
 from loyalty_ml.churn.labels import build_labels, snapshot_origins
 from loyalty_ml.churn.metrics import churn_metrics
-from loyalty_ml.churn.model import ChurnModel, build_reason_map, prepare_matrix, train_booster
+from loyalty_ml.churn.model import (
+    ChurnModel,
+    build_reason_map,
+    prepare_matrix,
+    resolve_threads,
+    train_booster,
+)
 from loyalty_ml.churn.reasons import shared_reason_codes
 from loyalty_ml.churn.value import VALUE_COLUMN, SegmentCuts, fit_segment_cuts
 from loyalty_ml.contract.io import Dataset
@@ -99,6 +106,7 @@ class Slices:
     data_end: pd.Timestamp
     frames: dict[pd.Timestamp, pd.DataFrame] = field(default_factory=dict)
     excluded: dict[pd.Timestamp, dict[str, int]] = field(default_factory=dict)
+    _feats: dict[pd.Timestamp, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def get(self, origin: pd.Timestamp) -> pd.DataFrame:
         if origin not in self.frames:
@@ -113,7 +121,9 @@ class Slices:
             if len(labels.frame) == 0:
                 self.frames[origin] = pd.DataFrame()
             else:
-                feats = self.provider(self.dataset.as_of(origin), origin)
+                feats = self._feats.pop(origin, None)
+                if feats is None:
+                    feats = self.provider(self.dataset.as_of(origin), origin)
                 feats = feats.assign(member_id=feats["member_id"].astype("string"))
                 frame = feats.merge(
                     labels.frame[["member_id", "churned"]], on="member_id", how="inner"
@@ -121,6 +131,15 @@ class Slices:
                 frame["origin"] = origin
                 self.frames[origin] = frame
         return self.frames[origin]
+
+    def prefetch(self, origins: list[pd.Timestamp], batch: Any | None) -> None:
+        """Features of every origin with complete labels in one provider pass (when the provider
+        has a batch form); ``get`` then only joins the labels."""
+        if batch is None:
+            return
+        todo = [o for o in dict.fromkeys(origins) if o not in self.frames and o not in self._feats]
+        todo = [o for o in todo if o + pd.Timedelta(days=self.horizon) <= self.data_end]
+        self._feats.update(batch(self.dataset, todo))
 
     def usable(self, origin: pd.Timestamp) -> bool:
         frame = self.get(origin)
@@ -147,8 +166,11 @@ def _plan(
 
 
 def _lgb_params(cfg: ChurnConfig, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    params = {"objective": "binary", "num_threads": 2, "verbose": -1, **cfg.lightgbm}
+    params = {"objective": "binary", "verbose": -1, **cfg.lightgbm}
+    if cfg.monotone:
+        params["monotone_patterns"] = [list(p) for p in cfg.monotone]
     params.update(overrides or {})
+    params["num_threads"] = resolve_threads(params.get("num_threads", 0))
     return params
 
 
@@ -336,6 +358,13 @@ def train_churn(
     slices = Slices(data, provider_fn, horizon, cfg.label.definition, t_asof)
     earliest = data.members["joined_at"].min()
     model_name = registered_model_name("churn", dataset.name, name)
+    spacing = cfg.snapshots.spacing_days
+    candidates = [
+        anchor - pd.Timedelta(days=spacing * k)
+        for anchor in (t_asof - pd.Timedelta(days=horizon), t_asof - pd.Timedelta(days=2 * horizon))
+        for k in range(cfg.snapshots.n_train + 1)
+    ]
+    slices.prefetch([o for o in candidates if o >= earliest], provider_batch(provider_name))
 
     final = _plan(t_asof - pd.Timedelta(days=horizon), cfg, slices, earliest)
     if final is None:

@@ -4,6 +4,8 @@ mapping, saved as plain files (``model.txt`` + ``churn_model.json``) so it loads
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,26 @@ def prepare_matrix(frame: pd.DataFrame, feature_names: list[str]) -> pd.DataFram
     return out
 
 
+def resolve_threads(configured: int | None) -> int:
+    """LightGBM threads: the configured number, or every core this process may use when it is
+    0/None (LightGBM's own 0 means OpenMP's default, which ignores CPU affinity)."""
+    if configured and int(configured) > 0:
+        return int(configured)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def monotone_vector(feature_names: list[str], patterns: list[tuple[str, int]]) -> list[int]:
+    """LightGBM ``monotone_constraints`` from [regex, sign] pairs (first match wins, else 0)."""
+    compiled = [(re.compile(p), int(np.sign(sign))) for p, sign in patterns]
+    out = []
+    for name in feature_names:
+        out.append(next((sign for rx, sign in compiled if rx.search(name)), 0))
+    return out
+
+
 def train_booster(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -51,8 +73,13 @@ def train_booster(
 
     params = dict(params)
     rounds = int(params.pop("num_boost_round", 300))
+    patterns = params.pop("monotone_patterns", None)
+    if patterns:
+        vector = monotone_vector(list(X.columns), [tuple(p) for p in patterns])
+        if any(vector):
+            params["monotone_constraints"] = vector
     early = int(params.pop("early_stopping_rounds", 0))
-    params.setdefault("num_threads", 2)
+    params["num_threads"] = resolve_threads(params.get("num_threads"))
     params.setdefault("verbose", -1)
     train_set = lgb.Dataset(X, label=y, free_raw_data=True)
     cbs = list(callbacks or [])
