@@ -6,6 +6,12 @@ member's factor-model top list, popularity (global, per segment, per category), 
 product price/tier/catalogue flags. Scores of a source are divided by their maximum (as in the
 offline blend) and summed with the blend weights; ties break on item index, so results are
 deterministic.
+
+``home`` for a known member goes further: the final list (top ``serving.precomputed_home`` after
+the catalogue and purchase filters, with reasons) is computed for every member at build time by the
+vectorised batch scorer, so a request only slices a row, applies the tier filter and attaches
+points; it is scored live when the row cannot answer exactly (more items asked, too few left after
+the tier filter, another ``include_purchased`` policy, a tier boost, or after ``with_members``).
 """
 
 from __future__ import annotations

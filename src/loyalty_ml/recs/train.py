@@ -4,8 +4,10 @@ Protocol (never tunes on the test targets):
 
 * ``temporal`` (default): validation targets = purchases in the period before the last
   ``holdout_days``; test targets = purchases in the last ``holdout_days`` before ``as_of``; each
-  scored by models trained on everything before its period. Items a member already had are
-  excluded from ranking and from the targets.
+  scored by models trained on everything before its period. ``tuning.targets="new"`` (default):
+  items the member already bought are excluded from every ranking and from the targets (what
+  ``home`` serves); ``"all"``: every purchase of the period is a target, re-buys included, and
+  nothing is excluded (replenishment view; the repeat source joins the tuning).
 * ``leave_one_out``: each member's last *new* product (first purchase) is the test target and the
   one before the validation target (the Amazon Beauty protocol on contract data).
 
