@@ -201,6 +201,23 @@ def stop_server(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def server_cpu_s(proc: subprocess.Popen) -> float:
+    """CPU seconds (user + system) used so far by the server's process group, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != proc.pid:
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, ProcessLookupError, ValueError, IndexError):
+            continue
+    return total / ticks
+
+
 def server_rss_mb(proc: subprocess.Popen) -> float:
     """RSS of the server's process group (parent and workers), from /proc."""
     total = 0
@@ -626,7 +643,11 @@ def http_cases(
             wait_warm(port)
             for case, reqs in load.items():
                 drive(port, reqs, args.concurrency, min(3.0, seconds / 5))  # warm-up
-                result = summarise(drive(port, reqs, args.concurrency, seconds))
+                cpu = server_cpu_s(proc)
+                raw = drive(port, reqs, args.concurrency, seconds)
+                cpu = server_cpu_s(proc) - cpu
+                result = summarise(raw)
+                result["server_cpu_us_per_req"] = cpu / max(result["requests"], 1) * 1e6
                 row = {
                     "engine": engine,
                     "endpoint": case,

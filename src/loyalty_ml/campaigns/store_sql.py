@@ -222,31 +222,35 @@ class SqlContactLog(ABC):
             " payload) VALUES (?, ?, ?, 'created', ?, ?, ?)",
             (campaign_id, digest, canonical_body(body), ts, ts, json.dumps(built.payload)),
         )
-        for contact in built.contacts:
-            self._insert_contact(cur, campaign_id, contact, ts)
-
-    def _insert_contact(self, cur: Any, campaign_id: str, contact: Any, ts: Any) -> None:
-        self._exec(
-            cur,
-            "INSERT INTO contacts (campaign_id, member_id, contacted_at, channel, benefit_id)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (campaign_id, contact.member_id, ts, contact.channel, contact.benefit_id),
-        )
-        self._exec(
-            cur,
-            "INSERT INTO offers (offer_id, campaign_id, member_id, offered_at, benefit_id,"
-            " channel, cost, propensity, holdout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                offer_id(campaign_id, contact.member_id),
-                campaign_id,
-                contact.member_id,
-                ts,
-                contact.benefit_id,
-                contact.channel,
-                float(contact.cost),
-                float(contact.propensity),
-                int(contact.holdout),
+        contacts = list(built.contacts)  # a failing builder fails here: nothing is written
+        # One executemany per table (psycopg pipelines it; sqlite3 loops in C): 10k contacts
+        # are two statements, not 20k round trips. Same transaction: all or nothing.
+        cur.executemany(
+            self._sql(
+                "INSERT INTO contacts (campaign_id, member_id, contacted_at, channel, benefit_id)"
+                " VALUES (?, ?, ?, ?, ?)"
             ),
+            [(campaign_id, c.member_id, ts, c.channel, c.benefit_id) for c in contacts],
+        )
+        cur.executemany(
+            self._sql(
+                "INSERT INTO offers (offer_id, campaign_id, member_id, offered_at, benefit_id,"
+                " channel, cost, propensity, holdout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            [
+                (
+                    offer_id(campaign_id, c.member_id),
+                    campaign_id,
+                    c.member_id,
+                    ts,
+                    c.benefit_id,
+                    c.channel,
+                    float(c.cost),
+                    float(c.propensity),
+                    int(c.holdout),
+                )
+                for c in contacts
+            ],
         )
 
     def get_campaign(self, campaign_id: str) -> CampaignResult:
