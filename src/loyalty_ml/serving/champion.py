@@ -362,7 +362,10 @@ class ChampionBackend:
         features = snap.benefit_features
         if features is None or member_id not in features.index:
             raise UnknownMember(f"unknown member {member_id!r}")
-        options = adapters.benefit_rows(
+        # Tens of ms of pandas per member: in a worker thread, so the event loop keeps serving
+        # the hot endpoints meanwhile (the soak's tail latency came from this call).
+        options = await asyncio.to_thread(
+            adapters.benefit_rows,
             matcher.obj,
             features.loc[[member_id]],
             budget,
