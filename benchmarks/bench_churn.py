@@ -389,11 +389,12 @@ def main(argv: list[str]) -> None:
         "",
     ]
     payload: dict[str, Any] = {}
-    if "cdnow" in only:
-        bench_cdnow(report, payload, int(_arg(argv, "trials", "0")))
-    if "sim" in only:
-        for n in sim_members:
-            bench_sim(report, payload, n)
+    target = Path(_arg(argv, "out", str(RESULTS_MD)))
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+    def flush() -> None:  # after every part, so a run cut short keeps what it measured
+        target.write_text("\n".join(report) + "\n")
+
     if "speed" in only:
         rows = 200_000 if quick else 1_000_000
         bench_speed(
@@ -402,9 +403,14 @@ def main(argv: list[str]) -> None:
             int(_arg(argv, "speed-rows", str(rows))),
             int(_arg(argv, "speed-shop", "5000")),
         )
-    text = "\n".join(report)
-    print(text)
-    target = Path(_arg(argv, "out", str(RESULTS_MD)))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text + "\n")
+        flush()
+    if "cdnow" in only:
+        bench_cdnow(report, payload, int(_arg(argv, "trials", "0")))
+        flush()
+    if "sim" in only:
+        for n in sim_members:
+            bench_sim(report, payload, n)
+            flush()
+    print("\n".join(report))
+    flush()
     save("churn", payload)
