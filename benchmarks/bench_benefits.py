@@ -54,8 +54,76 @@ def split(strata: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(tr), np.sort(te)
 
 
-def bench_a(df: pd.DataFrame, seeds: int, cfg: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from loyalty_ml.benefits.learners import EnsembleModel, fit_learner, lgbm_params
+def _uplift_a(
+    kind: str, X: Any, arm: Any, y: Any, params: dict[str, Any], seed: int, Xte: Any
+) -> Any:
+    """Predicted Womens effect of one learner (or the mean of several, ``a+b``) on ``Xte``."""
+    from loyalty_ml.benefits.learners import fit_learner
+
+    kinds = kind.split("+")
+    p = np.full(len(y), 0.5)
+    preds = [
+        fit_learner(k, X, arm, y, p, ["none", "womens_email"], params, seed=seed).predict_uplift(
+            Xte
+        )[:, 1]
+        for k in kinds  # type: ignore[misc]
+    ]
+    return np.mean(preds, axis=0)
+
+
+def tune_a(
+    X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, kind: str, trials: int, seed: int, cfg: Any
+) -> tuple[dict[str, Any], float]:
+    """Optuna on the TRAINING half only: LightGBM knobs maximising the mean uplift@30% over an
+    inner 3-fold cross-validation (stratified on treatment x visit). The test half is never seen."""
+    import optuna
+    from sklearn.model_selection import StratifiedKFold
+
+    from loyalty_ml.benefits.learners import lgbm_params
+    from loyalty_ml.benefits.metrics import uplift_at_k
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t = (arm == "womens_email").astype(int)
+    folds = list(
+        StratifiedKFold(3, shuffle=True, random_state=seed).split(X, t * 2 + y.astype(int))
+    )
+
+    def objective(trial: Any) -> float:
+        params = {
+            **dict(cfg.lightgbm),
+            "num_leaves": trial.suggest_int("num_leaves", 2, 16),
+            "min_child_samples": trial.suggest_int("min_child_samples", 100, 3000, log=True),
+            "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.1, log=True),
+            "n_estimators": trial.suggest_int("n_estimators", 50, 800, log=True),
+            "reg_lambda": trial.suggest_float("reg_lambda", 0.0, 50.0),
+        }
+        prm = lgbm_params(params, seed, cfg.num_threads)
+        scores = [
+            uplift_at_k(
+                y[b],
+                _uplift_a(kind, X.iloc[a], arm[a], y[a], prm, seed, X.iloc[b]),
+                t[b],
+                0.3,
+                "overall",
+            )
+            for a, b in folds
+        ]
+        return float(np.mean(scores))
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=trials)
+    return {**dict(cfg.lightgbm), **study.best_params}, float(study.best_value)
+
+
+A_LEARNERS = ("t", "x", "dr", "to", "t+x+dr")
+
+
+def bench_a(
+    df: pd.DataFrame, seeds: int, cfg: Any, trials: int = 0
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every learner side by side with the config's LightGBM knobs and (``trials`` > 0) with the
+    knobs Optuna found for the T-learner by inner CV on the training half of each seed."""
+    from loyalty_ml.benefits.learners import lgbm_params
     from loyalty_ml.benefits.metrics import qini_auc_score, uplift_at_k
 
     sub = df[df["segment"].isin(["Womens E-Mail", "No E-Mail"])].reset_index(drop=True)
@@ -63,37 +131,53 @@ def bench_a(df: pd.DataFrame, seeds: int, cfg: Any) -> tuple[list[dict[str, Any]
     arm = sub["segment"].map(ARM_OF).to_numpy(dtype=object)
     y = sub["visit"].to_numpy(dtype=float)
     t = (arm == "womens_email").astype(int)
-    p = np.full(len(sub), 0.5)
     res: dict[str, dict[str, list[float]]] = {}
+    tuned: dict[str, list[Any]] = {}
     for seed in range(seeds):
         tr, te = split(t * 2 + y.astype(int), seed)
         params = lgbm_params(cfg.lightgbm, seed, cfg.num_threads)
-        models = {
-            k: fit_learner(
-                k, X.iloc[tr], arm[tr], y[tr], p[tr], ["none", "womens_email"], params, seed=seed
-            )
-            for k in ("t", "x", "dr")
-        }
-        models["ensemble"] = EnsembleModel(
-            "ensemble", ["none", "womens_email"], list(models.values())
-        )  # type: ignore[arg-type]
-        for name, m in models.items():
-            u = m.predict_uplift(X.iloc[te])[:, 1]
+        runs = {k: (k, params) for k in A_LEARNERS}
+        if trials > 0:  # knobs tuned per learner (T and TO); X, DR reuse the T-learner's
+            found = {}
+            for kind in ("t", "to"):
+                best, inner = tune_a(X.iloc[tr], arm[tr], y[tr], kind, trials, seed, cfg)
+                tuned.setdefault(kind, []).append({"params": best, "inner_cv_uplift30": inner})
+                found[kind] = lgbm_params(best, seed, cfg.num_threads)
+            for kind in ("t", "x", "dr", "to"):
+                runs[f"{kind} (Optuna knobs)"] = (kind, found.get(kind, found["t"]))
+            runs["mean of t, x, dr, to (Optuna knobs)"] = ("ens", found)
+        for name, (kind, prm) in runs.items():
+            if kind == "ens":  # each member with its own knobs
+                u = np.mean(
+                    [
+                        _uplift_a(
+                            k, X.iloc[tr], arm[tr], y[tr], prm.get(k, prm["t"]), seed, X.iloc[te]
+                        )
+                        for k in ("t", "x", "dr", "to")
+                    ],
+                    axis=0,
+                )
+            else:
+                u = _uplift_a(kind, X.iloc[tr], arm[tr], y[tr], prm, seed, X.iloc[te])
             r = res.setdefault(name, {"overall": [], "by_group": [], "qini": []})
             r["overall"].append(uplift_at_k(y[te], u, t[te], 0.3, "overall"))
             r["by_group"].append(uplift_at_k(y[te], u, t[te], 0.3, "by_group"))
             r["qini"].append(qini_auc_score(y[te], u, t[te]))
+        print(seed, {k: round(v["overall"][-1], 4) for k, v in res.items()}, flush=True)
     rows = [
         {
             "learner": name,
             "uplift@30% overall": float(np.mean(r["overall"])),
-            "sd over seeds": float(np.std(r["overall"], ddof=1)),
+            "sd over seeds": float(np.std(r["overall"], ddof=1)) if seeds > 1 else float("nan"),
             "uplift@30% by_group": float(np.mean(r["by_group"])),
             "qini coefficient": float(np.mean(r["qini"])),
+            "per seed": " ".join(f"{v:.4f}" for v in r["overall"]),
         }
         for name, r in res.items()
     ]
-    return rows, {k: {kk: list(map(float, vv)) for kk, vv in v.items()} for k, v in res.items()}
+    raw = {k: {kk: list(map(float, vv)) for kk, vv in v.items()} for k, v in res.items()}
+    raw["tuned"] = tuned  # type: ignore[assignment]
+    return rows, raw
 
 
 def bench_policy(
@@ -167,6 +251,8 @@ def bench_policy(
                 "shrinkage": m.decision.shrinkage,
                 "switch_margin": round(m.decision.switch_margin, 5),
                 "share_personalised": float((learned != index["mens_email"]).mean()),
+                "share_no_email": float((learned == 0).mean()),
+                "net_value_gate": m.calibration is not None,
                 "learned_ips": float(ev.loc["learned", "ips"]),
                 "best_single_ips": float(ev.loc[ref, "ips"]),
                 "ratio_ips": float(ev.loc["learned", "ips"] / ev.loc[ref, "ips"]),
@@ -209,17 +295,43 @@ def _greedy_net(m: Any, feats: pd.DataFrame) -> np.ndarray:
 def main(argv: list[str]) -> None:
     from loyalty_ml.benefits.config import load_benefits_config
 
-    seeds, members = 5, 20000
+    seeds, members, trials = 5, 20000, 0
+    parts = {"a", "b", "c"}
     for a in argv:  # the runner forwards only dash arguments: --seeds=N, --members=N
         if a.startswith("--seeds="):
             seeds = int(a.split("=", 1)[1])
+        if a.startswith("--trials="):  # Optuna trials per seed for (a), inner CV on the train half
+            trials = int(a.split("=", 1)[1])
+        if a.startswith("--parts="):
+            parts = set(a.split("=", 1)[1].split(","))
         if a.startswith("--members="):
             members = int(a.split("=", 1)[1])
     cfg = load_benefits_config()
+    for a in argv:
+        if a.startswith("--threads="):  # LightGBM threads (config: null = all available cores)
+            cfg = cfg.model_copy(update={"num_threads": int(a.split("=", 1)[1])})
     if "--quick" in argv:
         cfg = cfg.model_copy(update={"learners": ["t"], "ensemble": False})
     if "--sim" in argv or "--sim-only" in argv:
-        row = bench_simulator(members, 42, cfg)
+        import os
+        import tempfile
+
+        from loyalty_ml.settings import reset_settings_cache
+
+        # Training reads features through Feast (benefits_v1): keep its repo and tables in a
+        # throw-away LOYALTY_HOME, never in the checkout's or the user's.
+        with tempfile.TemporaryDirectory(prefix="bench-benefits-") as home:
+            saved = os.environ.get("LOYALTY_HOME")
+            os.environ["LOYALTY_HOME"] = home
+            reset_settings_cache()
+            try:
+                row = bench_simulator(members, 42, cfg)
+            finally:
+                if saved is None:
+                    os.environ.pop("LOYALTY_HOME", None)
+                else:
+                    os.environ["LOYALTY_HOME"] = saved
+                reset_settings_cache()
         print("## simulator")
         print(markdown_table([row]), flush=True)
         save("benefits_simulator", {"simulator": row})
@@ -228,11 +340,14 @@ def main(argv: list[str]) -> None:
     df = load()
     payload: dict[str, Any] = {"seeds": seeds, "email_cost_c": EMAIL_COST}
     started = time.perf_counter()
-    rows_a, raw_a = bench_a(df, seeds, cfg)
-    payload["a"] = {"rows": rows_a, "raw": raw_a, "seconds": time.perf_counter() - started}
-    print(f"## (a) Womens vs control, visit, uplift@30% (mean of {seeds} seeds)")
-    print(markdown_table(rows_a), flush=True)
+    if "a" in parts:
+        rows_a, raw_a = bench_a(df, seeds, cfg, trials)
+        payload["a"] = {"rows": rows_a, "raw": raw_a, "seconds": time.perf_counter() - started}
+        print(f"## (a) Womens vs control, visit, uplift@30% (mean of {seeds} seeds)")
+        print(markdown_table(rows_a), flush=True)
     for label, outcome, cost in (("b", "visit", 0.0), ("c", "spend", EMAIL_COST)):
+        if label not in parts:
+            continue
         started = time.perf_counter()
         per_seed, summary = bench_policy(df, seeds, cfg, outcome, cost)
         payload[label] = {
@@ -246,7 +361,7 @@ def main(argv: list[str]) -> None:
         )
         print(markdown_table(per_seed))
         print(markdown_table(summary), flush=True)
-    path = save("benefits", payload)
+    path = save("benefits_" + "".join(sorted(parts)), payload)
     print(f"saved {path}")
 
 
@@ -262,7 +377,7 @@ def bench_simulator(members: int, seed: int, cfg: Any) -> dict[str, Any]:
     score each policy with the simulator's true per-member, per-benefit net effects
     (truth/uplift ``uplift_profit`` = margin uplift - expected cost)."""
     from loyalty_ml.benefits.assign import member_states
-    from loyalty_ml.benefits.data import BEFORE_OFFER, pipeline_features
+    from loyalty_ml.benefits.data import BEFORE_OFFER, FeatureSource, pipeline_features
     from loyalty_ml.benefits.train import train_benefits
     from loyalty_ml.policy import allocate, eligible_matrix, load_policy
     from loyalty_ml.simulate import load_config, simulate
@@ -278,8 +393,14 @@ def bench_simulator(members: int, seed: int, cfg: Any) -> dict[str, Any]:
     seen = ds.offers[ds.offers["offered_at"] < start]
     log_costs = seen.groupby(seen["benefit_id"].astype(str))["cost"].mean().fillna(0.0).to_dict()
     cfg = cfg.model_copy(update={"cost_overrides": {k: float(v) for k, v in log_costs.items()}})
+    src = FeatureSource(cfg.feature_source, cfg.feature_service)
     res = train_benefits(
-        ds, as_of=start - pd.Timedelta(seconds=1), config=cfg, trials=0, track=False
+        ds,
+        as_of=start - pd.Timedelta(seconds=1),
+        config=cfg,
+        trials=0,
+        track=False,
+        feature_provider=src,
     )
     m = res.matcher
     first = test.drop_duplicates("member_id").sort_values("member_id")
@@ -336,12 +457,13 @@ def bench_simulator(members: int, seed: int, cfg: Any) -> dict[str, Any]:
         "test_members": len(ids),
         "objective": m.objective,
         "learner": m.learner,
+        "features": src.describe()[:80],
         "learned": value(learned),
         "oracle": value(oracle),
         "best_single": best_single,
         "best_single_arm": max(singles, key=singles.get),  # type: ignore[arg-type]
         "decision": f"shrinkage {m.decision.shrinkage}, margin {m.decision.switch_margin:.3g}, "
-        f"default {arms[m.decision.default_arm]}",
+        f"default {arms[m.decision.default_arm]}, net-value gate {m.calibration is not None}",
         "learned_greedy": value(greedy),
         "learned_cost": float(cost[learned].sum()),
         "share_given": float(given.mean()),
@@ -378,6 +500,13 @@ def bench_simulator(members: int, seed: int, cfg: Any) -> dict[str, Any]:
     row["ratio_oracle"] = row["learned"] / row["oracle"]
     row["ratio_best_single"] = (
         row["learned"] / row["best_single"] if row["best_single"] > 0 else float("inf")
+    )
+    row["oracle_ratio_best_single"] = row["oracle"] / row["best_single"]
+    row["oracle_ratio_best_single_budget"] = row["oracle_budget"] / row["best_single_budget"]
+    given_b = lb > 0
+    row["share_given_budget"] = float(given_b.mean())
+    row["share_given_negative_true_net_budget"] = (
+        float((tn[np.arange(len(lb)), lb][given_b] < 0).mean()) if given_b.any() else 0.0
     )
     row["ratio_oracle_budget"] = row["learned_budget"] / row["oracle_budget"]
     row["ratio_best_single_budget"] = (

@@ -38,9 +38,18 @@ def fast_config(tmp_path: Path) -> Path:
 
 @pytest.mark.slow  # ~30 s alone (MLflow store, two trainings); minutes on the shared box
 def test_train_then_assign_end_to_end(
-    loyalty_home: Path, data_dir: Path, fast_config: Path, tmp_path: Path
+    loyalty_home: Path,
+    data_dir: Path,
+    fast_config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import mlflow
+
+    from loyalty_ml.settings import reset_settings_cache
+
+    monkeypatch.setenv("LOYALTY_PROFILE", "local")
+    reset_settings_cache()
 
     runner = CliRunner()
     args = ["train", "benefits", "--data", str(data_dir), "--config", str(fast_config)]
@@ -48,6 +57,8 @@ def test_train_then_assign_end_to_end(
     assert res.exit_code == 0, res.output
     flat = " ".join(res.output.split())
     assert "objective revenue" in flat
+    # Training features came point-in-time from Feast's benefits_v1 service (local profile).
+    assert "features: Feast service benefits_v1" in flat, flat
     assert "no current champion" in flat
 
     from loyalty_ml.tracking import configure_mlflow

@@ -117,6 +117,16 @@ def test_uplift_at_k_overall_hand_computed() -> None:
     assert uplift_at_k(Y, U, T, 0.5, "overall") == pytest.approx(2 / 3)
 
 
+def test_uplift_at_k_truncates_like_scikit_uplift() -> None:
+    # scikit-uplift: n = int(len * k) (truncation), stable descending order (ties: later rows
+    # first). 7 rows, k = 0.3 -> int(2.1) = 2 rows; rows 5 and 4 tie at the top score.
+    y = np.array([0, 1, 0, 1, 1, 0, 0])
+    u = np.array([0.1, 0.5, 0.2, 0.3, 0.9, 0.9, 0.0])
+    t = np.array([1, 1, 0, 0, 1, 0, 1])
+    # order: 5 (t0, y0), 4 (t1, y1) -> treated 1.0 - control 0.0
+    assert uplift_at_k(y, u, t, 0.3, "overall") == pytest.approx(1.0)
+
+
 def test_uplift_at_k_by_group_hand_computed() -> None:
     # treated rows (in score order) y = [1,1,0,0,1]; 5*0.4 = 2 -> [1,1] -> 1.0
     # control rows y = [0,0,1,0,0]; 5*0.4 = 2 -> [0,0] -> 0.0

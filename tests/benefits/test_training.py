@@ -20,6 +20,7 @@ FAST = {
         "learning_rate": 0.1,
     },
     "cross_fit_folds": 2,
+    "feature_source": "pipeline",  # Feast is covered in test_features.py
 }
 CATALOGUE_ARMS = ("none", "coupon_50", "coupon_500_100")  # min tiers normal / silver
 

@@ -30,6 +30,11 @@ class DecisionConfig(_Strict):
     require_confident_gain: bool = True
     confidence_z: float = Field(default=1.645, ge=0.0)
     confirm_z: float = Field(default=1.0, ge=0.0)
+    calibrate: bool = True
+    calibration_bins: int = Field(default=10, ge=1)
+    calibration_min_rows: int = Field(default=500, ge=1)
+    net_confidence_z: float = Field(default=1.0, ge=0.0)
+    gate_keep_z: float = Field(default=0.0, ge=0.0)
 
 
 class OptunaConfig(_Strict):
@@ -59,12 +64,14 @@ class BenefitsConfig(_Strict):
     conversion_value: float | None = Field(default=None, gt=0.0)
     cost_overrides: dict[str, float] = Field(default_factory=dict)
     exploration: float = Field(default=0.0, ge=0.0, lt=1.0)
-    learners: list[Literal["t", "x", "dr"]] = Field(default_factory=lambda: ["t", "x", "dr"])
+    learners: list[Literal["t", "x", "dr", "to"]] = Field(default_factory=lambda: ["t", "x", "dr"])
     ensemble: bool = True
     validation_share: float = Field(default=0.3, gt=0.0, lt=0.9)
     cross_fit_folds: int = Field(default=3, ge=2)
     seed: int = 42
-    num_threads: int = Field(default=1, ge=1)
+    num_threads: int | None = Field(default=None, ge=1)  # None = the cores this process may use
+    feature_source: Literal["auto", "feast", "pipeline"] = "auto"
+    feature_service: str = "benefits_v1"
     lightgbm: dict[str, Any] = Field(default_factory=dict)
     decision: DecisionConfig = Field(default_factory=DecisionConfig)
     optuna: OptunaConfig = Field(default_factory=OptunaConfig)

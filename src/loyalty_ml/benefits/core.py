@@ -19,8 +19,11 @@ from loyalty_ml.benefits.config import BenefitsConfig, Objective
 from loyalty_ml.benefits.data import FeatureSchema, reward
 from loyalty_ml.benefits.decision import (
     DecisionParams,
+    NetCalibration,
     choose,
     cost_in_objective_units,
+    dr_net_pseudo_outcomes,
+    fit_net_calibration,
     net_values,
 )
 from loyalty_ml.benefits.evaluation import baseline_policies, evaluate_policies
@@ -218,6 +221,7 @@ def tune_decision(
     data: Prepared,
     centers: NDArray[np.float64],
     config: BenefitsConfig,
+    gate: NDArray[np.bool_] | None = None,
 ) -> DecisionTuning:
     """Grid over (shrinkage, switch margin) on out-of-fold effects; keep the point with the best
     lower confidence bound of its paired gain over the default policy (everyone gets the default
@@ -230,7 +234,7 @@ def tune_decision(
     rows = []
     best = (0.0, DecisionParams(0.0, 0.0, d), 0.0, 0.0)  # (lcb, params, gain, lo)
     for lam in config.decision.shrinkage_grid:
-        net = net_values(effect, centers, lam, data.unit_costs)
+        net = _gated(net_values(effect, centers, lam, data.unit_costs), gate)
         for m in config.decision.switch_margin_grid:
             params = DecisionParams(lam, m * scale, d)
             choice = choose(net, None, params)
@@ -254,6 +258,37 @@ def tune_decision(
     table = pd.DataFrame(rows)
     fallback = best[0] <= 0
     return DecisionTuning(best[1], table, best[2], best[3], fallback)
+
+
+def _gated(net: NDArray[np.float64], gate: NDArray[np.bool_] | None) -> NDArray[np.float64]:
+    """Net values with the benefits not confidently profitable (``gate`` False) at most 0."""
+    if gate is None:
+        return net
+    out = np.where(gate, net, np.minimum(net, 0.0))
+    out[:, 0] = 0.0
+    return out
+
+
+def calibrate_effects(
+    oof_eff: NDArray[np.float64], oof_q: NDArray[np.float64], data: Prepared, config: BenefitsConfig
+) -> NetCalibration:
+    """Net-effect calibration from out-of-fold effects and DR pseudo-outcomes (training slice)."""
+    phi = dr_net_pseudo_outcomes(oof_q, data.arm, data.propensity, data.reward())
+    dc = config.decision
+    return fit_net_calibration(
+        oof_eff, phi, dc.calibration_bins, dc.calibration_min_rows, dc.net_confidence_z
+    )
+
+
+def calibrated(
+    raw: NDArray[np.float64], calib: NetCalibration | None, unit_costs: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.bool_] | None]:
+    """(objective effect to decide on, confidence gate) from a learner's raw effect."""
+    if calib is None:
+        return raw, None
+    eff = calib.net(raw) + unit_costs[None, :]
+    eff[:, 0] = 0.0
+    return eff, calib.lower(raw) > 0
 
 
 # ----------------------------------------------------------------------------- optuna
@@ -400,18 +435,29 @@ def fit_benefit_model(
     chosen = str(learner_table.loc[0, "learner"])
     log.info("learners on validation:\n%s", learner_table.to_string(index=False))
 
-    # Decision tuning on out-of-fold effects of the chosen learner (training slice only).
-    if config.decision.tune:
+    # Decision tuning on out-of-fold effects of the chosen learner (training slice only);
+    # the same out-of-fold effects calibrate the net value and its confidence bound.
+    calib: NetCalibration | None = None
+    if config.decision.tune or config.decision.calibrate:
         oof_eff, oof_q = out_of_fold(chosen, tr, best_params, config)
-        tuning_d = tune_decision(oof_eff, oof_q, tr, centers, config)
+        if config.decision.calibrate:
+            calib = calibrate_effects(oof_eff, oof_q, tr, config)
+    if config.decision.tune:
+        eff_oof, gate_oof = calibrated(oof_eff, calib, tr.unit_costs)
+        tuning_d = tune_decision(eff_oof, oof_q, tr, centers, config, gate_oof)
         decision, decision_table = tuning_d.params, tuning_d.table
     else:
         decision = DecisionParams(config.decision.shrinkage, config.decision.switch_margin, d)
         decision_table = pd.DataFrame()
 
     # Policies on the validation slice.
-    eff_va = effects[chosen]
-    learned = choose(net_values(eff_va, centers, decision.shrinkage, va.unit_costs), None, decision)
+    eff_va, gate_va = calibrated(effects[chosen], calib, va.unit_costs)
+
+    def decide(params: DecisionParams) -> NDArray[np.int64]:
+        net = _gated(net_values(eff_va, centers, params.shrinkage, va.unit_costs), gate_va)
+        return choose(net, None, params)
+
+    learned = decide(decision)
     confirmed = True
     if config.decision.require_confident_gain and (learned != decision.default_arm).any():
         # Held-out confirmation: personalise only if it also beats the default arm on the
@@ -424,8 +470,18 @@ def fit_benefit_model(
         if not check.value - config.decision.confirm_z * check.se > 0:
             confirmed = False
             decision = DecisionParams(0.0, 0.0, decision.default_arm)
-            learned = choose(net_values(eff_va, centers, 0.0, va.unit_costs), None, decision)
-    greedy_choice = choose(net_values(eff_va, centers, 1.0, va.unit_costs), None, greedy)
+            learned = decide(decision)
+            if gate_va is not None and (learned != base).any():
+                # The default arm for everyone, withheld where it is not confidently worth its
+                # cost. Keep that protection unless it loses value on the validation slice to
+                # giving the default arm to everyone (value - gate_keep_z * se < 0; z = 0: by
+                # the point estimate): then the net-value estimates are too noisy to gate on.
+                c_gated, _ = policy_value(learned, va, q_va)
+                loss = est.paired_difference(c_gated, c_base)
+                if loss.value + config.decision.gate_keep_z * loss.se < 0:
+                    calib, gate_va, eff_va = None, None, effects[chosen]
+                    learned = decide(decision)
+    greedy_choice = choose(net_values(effects[chosen], centers, 1.0, va.unit_costs), None, greedy)
     pols = {"learned": learned, "learned (greedy, no shrinkage)": greedy_choice}
     pols.update(baseline_policies(len(va), data.arms))
     evaluation = evaluate_policies(pols, va.arm, va.propensity, va.reward(), q_va)
@@ -457,6 +513,7 @@ def fit_benefit_model(
         margin_rate=data.margin_rate,
         conversion_value=data.conversion_value,
         exploration=config.exploration,
+        calibration=calib,
         learner=chosen,
         metadata={
             "params": _params_for(chosen, best_params, config),
@@ -479,6 +536,8 @@ def fit_benefit_model(
         "switch_margin": decision.switch_margin,
         "share_personalised": float((learned != decision.default_arm).mean()),
         "personalisation_confirmed": float(confirmed),
+        "net_value_gate": float(calib is not None),
+        "share_given_benefit": float((learned != 0).mean()),
     }
     return CoreResult(
         matcher,

@@ -8,6 +8,7 @@ conversions in an arm.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +21,15 @@ from loyalty_ml.contract.io import Dataset
 from loyalty_ml.contract.schema import CONTROL_BENEFIT
 from loyalty_ml.errors import LoyaltyError, MissingDataError
 
+log = logging.getLogger(__name__)
+
 # A feature provider returns one row per entity row (same order) with ``member_id``,
-# ``event_timestamp`` and feature columns. The default is the pure pipeline; the Feast service
-# ``benefits_v1`` can be plugged in with the same signature.
+# ``event_timestamp`` and feature columns: Feast's ``benefits_v1`` service through
+# ``get_historical_features`` (the default), or the pure pipeline (the fallback).
 FeatureProvider = Callable[[Dataset, pd.DataFrame], pd.DataFrame]
 ENTITY_COLUMNS = ("member_id", "event_timestamp")
 BEFORE_OFFER = pd.Timedelta(microseconds=1)
+FEAST_SERVICE = "benefits_v1"
 
 
 def pipeline_features(dataset: Dataset, entities: pd.DataFrame) -> pd.DataFrame:
@@ -35,20 +39,69 @@ def pipeline_features(dataset: Dataset, entities: pd.DataFrame) -> pd.DataFrame:
     return build_member_features_at(dataset, entities)
 
 
-def feast_features(service: str = "benefits_v1") -> FeatureProvider:
-    """A provider reading the Feast feature service (historical retrieval = point-in-time join)."""
+def feast_features(service: str = FEAST_SERVICE) -> FeatureProvider:
+    """The Feast feature service ``service`` through ``get_historical_features`` (point-in-time
+    join at each entity's timestamp; the feature repo lives under LOYALTY_HOME). Raises when
+    Feast or the service is unavailable."""
 
     def provider(dataset: Dataset, entities: pd.DataFrame) -> pd.DataFrame:
-        try:
-            from loyalty_ml.features import store
-        except ImportError as exc:  # pragma: no cover - depends on the features package
-            raise MissingDataError("the Feast feature store is not available") from exc
-        fn = getattr(store, "historical_features", None)
-        if fn is None:
-            raise MissingDataError(f"Feast service {service!r}: no historical_features() yet")
-        return fn(service, entities)  # type: ignore[no-any-return]
+        from loyalty_ml.features.training import training_set
+
+        frame, unavailable = training_set(dataset, service, entities=entities)
+        if unavailable:
+            log.info("feature service %s: unavailable families %s", service, unavailable)
+        return frame
 
     return provider
+
+
+class FeatureSource:
+    """The configured feature provider, remembering which source actually answered.
+
+    ``feast``: Feast only (errors propagate). ``pipeline``: the pure pipeline. ``auto``: Feast,
+    and the pipeline when Feast cannot answer (not installed, no repo, service unavailable);
+    the reason is kept in ``fallback_reason`` and reported by ``train benefits``.
+    """
+
+    def __init__(self, source: str = "auto", service: str = FEAST_SERVICE) -> None:
+        if source not in ("auto", "feast", "pipeline"):
+            raise LoyaltyError(f"unknown feature source {source!r} (auto | feast | pipeline)")
+        self.source = source
+        self.service = service
+        self.used: str | None = None
+        self.fallback_reason: str | None = None
+
+    def __call__(self, dataset: Dataset, entities: pd.DataFrame) -> pd.DataFrame:
+        if self.source == "pipeline":
+            self.used = "pipeline"
+            return pipeline_features(dataset, entities)
+        try:
+            frame = feast_features(self.service)(dataset, entities)
+        except Exception as exc:  # Feast raises many unrelated types; auto must degrade
+            if self.source == "feast":
+                raise
+            self.fallback_reason = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "Feast service %s unavailable (%s): pipeline features instead",
+                self.service,
+                self.fallback_reason,
+            )
+            self.used = "pipeline"
+            return pipeline_features(dataset, entities)
+        self.used = f"feast:{self.service}"
+        return frame
+
+    def describe(self) -> str:
+        if self.used is None:
+            return f"features: {self.source} (not used yet)"
+        if self.fallback_reason:
+            return (
+                f"features: pipeline (fallback; Feast {self.service} unavailable: "
+                f"{self.fallback_reason[:200]})"
+            )
+        if self.used == "pipeline":
+            return "features: pipeline (point-in-time, configured)"
+        return f"features: Feast service {self.service} (get_historical_features at offered_at)"
 
 
 @dataclass

@@ -154,3 +154,102 @@ def explore(
     final = np.where(take, random_arm, choice).astype(np.int64)
     prop = share / n_ok + np.where(final == choice, 1.0 - share, 0.0)
     return final, prop
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+@dataclass
+class NetCalibration:
+    """Per benefit: predicted effect (objective units) -> calibrated *net* effect and its sd.
+
+    Fitted out of fold: members are binned by the learner's predicted effect, each bin's true
+    net effect is the mean of doubly robust pseudo-outcomes (effect - cost, from logged
+    outcomes), and bin means are shrunk toward the benefit's overall mean by empirical Bayes
+    (between-bin variance by the method of moments). A learner whose ranking carries no signal
+    thus calibrates to the benefit's average; the sd gives a lower confidence bound per member,
+    so a benefit is given only where its net value is confidently positive.
+    """
+
+    edges: list[NDArray[np.float64]]  # per arm: interior bin edges (arm 0: empty)
+    mean: list[NDArray[np.float64]]  # per arm: calibrated net effect per bin
+    sd: list[NDArray[np.float64]]  # per arm: its standard deviation per bin
+    z: float = 1.0
+
+    def _lookup(self, effect: Matrix, table: list[NDArray[np.float64]]) -> Matrix:
+        out = np.zeros_like(effect, dtype=np.float64)
+        for j in range(1, effect.shape[1]):
+            out[:, j] = table[j][np.searchsorted(self.edges[j], effect[:, j], side="right")]
+        return out
+
+    def net(self, effect: Matrix) -> Matrix:
+        return self._lookup(effect, self.mean)
+
+    def lower(self, effect: Matrix) -> Matrix:
+        """Lower confidence bound of the net effect (mean - z * sd); column 0 is 0."""
+        return self._lookup(effect, self.mean) - self.z * self._lookup(effect, self.sd)
+
+
+def fit_net_calibration(
+    effect: Matrix, pseudo_net: Matrix, bins: int, min_rows: int, z: float
+) -> NetCalibration:
+    """``effect``: out-of-fold predicted effects; ``pseudo_net``: DR pseudo-outcomes of the net
+    effect per row and arm (same shape). Quantile bins of at least ``min_rows`` rows."""
+    n, k = effect.shape
+    edges: list[NDArray[np.float64]] = [np.array([])]
+    means: list[NDArray[np.float64]] = [np.zeros(1)]
+    sds: list[NDArray[np.float64]] = [np.zeros(1)]
+    for j in range(1, k):
+        b = int(max(1, min(bins, n // max(min_rows, 1))))
+        cuts = np.unique(np.quantile(effect[:, j], np.linspace(0, 1, b + 1)[1:-1]))
+        idx = np.searchsorted(cuts, effect[:, j], side="right")
+        phi = pseudo_net[:, j]
+        grand = float(phi.mean())
+        grand_se = float(phi.std(ddof=1) / np.sqrt(n)) if n > 1 else np.inf
+        m = np.array(
+            [phi[idx == i].mean() if (idx == i).any() else grand for i in range(len(cuts) + 1)]
+        )
+        cnt = np.array([(idx == i).sum() for i in range(len(cuts) + 1)], dtype=float)
+        se2 = np.array(
+            [phi[idx == i].var(ddof=1) / c if c > 1 else np.inf for i, c in enumerate(cnt)]
+        )
+        w = cnt / cnt.sum()
+        between = float((w * (m - grand) ** 2).sum())
+        tau2 = max(0.0, between - float((w * np.where(np.isfinite(se2), se2, 0.0)).sum()))
+        if tau2 > 0:
+            prec = 1.0 / se2 + 1.0 / tau2
+            post = (m / se2 + grand / tau2) / prec
+            post_var = 1.0 / prec + grand_se**2
+        else:
+            post = np.full(len(m), grand)
+            post_var = np.full(len(m), grand_se**2)
+        edges.append(cuts)
+        means.append(np.asarray(post, dtype=np.float64))
+        sds.append(np.sqrt(np.asarray(post_var, dtype=np.float64)))
+    return NetCalibration(edges, means, sds, z)
+
+
+def dr_net_pseudo_outcomes(
+    q: Matrix, arm: NDArray[np.int64], propensity: NDArray[np.float64], reward: NDArray[np.float64]
+) -> Matrix:
+    """``q_k - q_0 + 1[a=k](r - q_k)/p - 1[a=0](r - q_0)/p`` per arm (column 0 zeros); ``q`` and
+    ``r`` are net of cost, so these are pseudo-outcomes of the net effect versus control."""
+    n, k = q.shape
+    rows = np.arange(n)
+    resid = (reward - q[rows, arm]) / propensity
+    out = q - q[:, [0]]
+    for j in range(1, k):
+        out[:, j] += np.where(arm == j, resid, 0.0) - np.where(arm == 0, resid, 0.0)
+    out[:, 0] = 0.0
+    return out
+
+
+def confident_net(net: Matrix, effect: Matrix, calibration: NetCalibration | None) -> Matrix:
+    """``net`` where the calibrated lower bound of the net effect is > 0, else ``min(net, 0)``
+    (never chosen: a benefit is given only when it confidently pays for its cost)."""
+    if calibration is None:
+        return net
+    lower = calibration.lower(effect)
+    out = np.where(lower > 0, net, np.minimum(net, 0.0))
+    out[:, 0] = 0.0
+    return out

@@ -1,4 +1,4 @@
-"""Multi-arm meta-learners on LightGBM: T-, X- and DR-learner.
+"""Multi-arm meta-learners on LightGBM: T-, X-, DR- and transformed-outcome learner.
 
 Every learner is fitted on one logged outcome (``y``) with the arm actually offered and its logged
 propensity, and predicts an ``(n, n_arms)`` matrix of incremental effects versus control (column 0,
@@ -19,8 +19,8 @@ from numpy.typing import NDArray
 
 from loyalty_ml.errors import LoyaltyError
 
-LearnerName = Literal["t", "x", "dr"]
-LEARNERS: tuple[LearnerName, ...] = ("t", "x", "dr")
+LearnerName = Literal["t", "x", "dr", "to"]
+LEARNERS: tuple[LearnerName, ...] = ("t", "x", "dr", "to")
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "n_estimators": 150,
@@ -34,9 +34,22 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
-def lgbm_params(params: dict[str, Any] | None, seed: int, num_threads: int) -> dict[str, Any]:
+def available_cores() -> int:
+    """CPU cores this process may run on (affinity-aware, e.g. under taskset or a cgroup)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def lgbm_params(
+    params: dict[str, Any] | None, seed: int, num_threads: int | None = None
+) -> dict[str, Any]:
+    """LightGBM keyword arguments: defaults < ``params``; ``num_threads`` None = all cores."""
     merged = {**DEFAULT_PARAMS, **(params or {})}
-    merged.update(random_state=seed, n_jobs=num_threads, verbose=-1)
+    merged.update(random_state=seed, n_jobs=num_threads or available_cores(), verbose=-1)
     return merged
 
 
@@ -106,49 +119,63 @@ def _arm_masks(arm: NDArray[Any], arms: Sequence[str]) -> list[NDArray[np.bool_]
     return masks
 
 
-def fit_t(
-    X: pd.DataFrame,
-    arm: NDArray[Any],
-    y: NDArray[np.float64],
-    propensity: NDArray[np.float64],
-    arms: Sequence[str],
-    params: dict[str, Any],
-) -> UpliftModel:
+@dataclass
+class _Fit:
+    """Inputs shared by every learner: arm masks, IPW weights and per-arm outcome models."""
+
+    X: pd.DataFrame
+    arm: NDArray[Any]
+    y: NDArray[np.float64]
+    propensity: NDArray[np.float64]
+    arms: list[str]
+    params: dict[str, Any]
+    masks: list[NDArray[np.bool_]] = field(init=False)
+    w: NDArray[np.float64] = field(init=False)
+    _mu: dict[int, Any] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.masks = _arm_masks(self.arm, self.arms)
+        self.w = 1.0 / self.propensity
+
+    def fit(self, mask: NDArray[np.bool_] | slice, target: NDArray[np.float64]) -> Any:
+        """An outcome/effect regressor on the rows ``mask`` (target aligned with those rows)."""
+        return _safe_fit(self.X[mask], target, self.w[mask], self.params)
+
+    def mu(self, j: int) -> Any:
+        """``mu_j(x)``: outcome model of arm ``j`` fitted on that arm's rows (IPW-weighted)."""
+        if j not in self._mu:
+            m = self.masks[j]
+            self._mu[j] = self.fit(m, self.y[m])
+        return self._mu[j]
+
+    @property
+    def mus(self) -> list[Any]:
+        return [self.mu(j) for j in range(len(self.arms))]
+
+    def treated(self) -> list[tuple[int, str]]:
+        return list(enumerate(self.arms))[1:]
+
+
+def fit_t(f: _Fit) -> UpliftModel:
     """One outcome model per arm; effect = mu_k(x) - mu_0(x)."""
-    masks = _arm_masks(arm, arms)
-    w = 1.0 / propensity
-    mus = [_safe_fit(X[m], y[m], w[m], params) for m in masks]
-    effects = {a: [(1.0, mus[j]), (-1.0, mus[0])] for j, a in enumerate(arms) if j > 0}
-    return UpliftModel("t", list(arms), mus[0], effects)
+    mus = f.mus
+    effects = {a: [(1.0, mus[j]), (-1.0, mus[0])] for j, a in f.treated()}
+    return UpliftModel("t", f.arms, mus[0], effects)
 
 
-def fit_x(
-    X: pd.DataFrame,
-    arm: NDArray[Any],
-    y: NDArray[np.float64],
-    propensity: NDArray[np.float64],
-    arms: Sequence[str],
-    params: dict[str, Any],
-) -> UpliftModel:
+def fit_x(f: _Fit) -> UpliftModel:
     """X-learner (Künzel et al. 2019), each arm against control: impute individual effects with
     the other group's outcome model, fit them, and blend by the arm's share of the pair."""
-    masks = _arm_masks(arm, arms)
-    w = 1.0 / propensity
-    mus = [_safe_fit(X[m], y[m], w[m], params) for m in masks]
-    m0 = masks[0]
+    mus, m0 = f.mus, f.masks[0]
     effects: dict[str, list[tuple[float, Any]]] = {}
-    for j, a in enumerate(arms):
-        if j == 0:
-            continue
-        mk = masks[j]
-        d_treated = y[mk] - mus[0].predict(X[mk])
-        d_control = mus[j].predict(X[m0]) - y[m0]
-        tau1 = _safe_fit(X[mk], d_treated, w[mk], params)
-        tau0 = _safe_fit(X[m0], d_control, w[m0], params)
+    for j, a in f.treated():
+        mk = f.masks[j]
+        tau1 = f.fit(mk, f.y[mk] - mus[0].predict(f.X[mk]))
+        tau0 = f.fit(m0, mus[j].predict(f.X[m0]) - f.y[m0])
         # g = weighted share of arm k within {control, k}; tau = g*tau0 + (1-g)*tau1.
-        g = float(w[mk].sum() / (w[mk].sum() + w[m0].sum()))
+        g = float(f.w[mk].sum() / (f.w[mk].sum() + f.w[m0].sum()))
         effects[a] = [(g, tau0), (1.0 - g, tau1)]
-    return UpliftModel("x", list(arms), mus[0], effects)
+    return UpliftModel("x", f.arms, mus[0], effects)
 
 
 def cross_fit_outcomes(
@@ -199,24 +226,26 @@ def dr_pseudo_outcomes(
     return out
 
 
-def fit_dr(
-    X: pd.DataFrame,
-    arm: NDArray[Any],
-    y: NDArray[np.float64],
-    propensity: NDArray[np.float64],
-    arms: Sequence[str],
-    params: dict[str, Any],
-    folds: int = 3,
-    seed: int = 0,
-) -> UpliftModel:
+def fit_dr(f: _Fit, folds: int = 3, seed: int = 0) -> UpliftModel:
     """DR-learner (Kennedy 2020): regress cross-fitted doubly robust pseudo-outcomes on x."""
-    masks = _arm_masks(arm, arms)
-    mu = cross_fit_outcomes(X, arm, y, propensity, arms, params, folds, seed)
-    phi = dr_pseudo_outcomes(arm, y, propensity, arms, mu)
-    ones = np.ones(len(y))
-    effects = {a: [(1.0, _safe_fit(X, phi[:, j], ones, params))] for j, a in enumerate(arms) if j}
-    baseline = _safe_fit(X[masks[0]], y[masks[0]], 1.0 / propensity[masks[0]], params)
-    return UpliftModel("dr", list(arms), baseline, effects)
+    mu = cross_fit_outcomes(f.X, f.arm, f.y, f.propensity, f.arms, f.params, folds, seed)
+    phi = dr_pseudo_outcomes(f.arm, f.y, f.propensity, f.arms, mu)
+    ones = np.ones(len(f.y))
+    effects = {a: [(1.0, _safe_fit(f.X, phi[:, j], ones, f.params))] for j, a in f.treated()}
+    return UpliftModel("dr", f.arms, f.mu(0), effects)
+
+
+def fit_to(f: _Fit) -> UpliftModel:
+    """Transformed-outcome (IPW pseudo-outcome) learner: regress ``y * (1[a=k] - 1[a=0]) / p``
+    on x, whose conditional mean is the effect of arm k (Athey & Imbens 2016); rows of other
+    arms carry 0. One model per arm, fitted directly on the effect (no outcome models)."""
+    ones = np.ones(len(f.y))
+    is0 = f.arm == f.arms[0]
+    effects = {}
+    for _, a in f.treated():
+        z = f.y * ((f.arm == a).astype(float) - is0.astype(float)) / f.propensity
+        effects[a] = [(1.0, _safe_fit(f.X, z, ones, f.params))]
+    return UpliftModel("to", f.arms, f.mu(0), effects)
 
 
 def fit_learner(
@@ -231,16 +260,23 @@ def fit_learner(
     folds: int = 3,
     seed: int = 0,
 ) -> UpliftModel:
-    arm = np.asarray(arm, dtype=object)
-    y = np.asarray(y, dtype=np.float64)
-    propensity = np.asarray(propensity, dtype=np.float64)
+    if kind not in LEARNERS:
+        raise LoyaltyError(f"unknown learner {kind!r}; choose from {', '.join(LEARNERS)}")
+    f = _Fit(
+        X,
+        np.asarray(arm, dtype=object),
+        np.asarray(y, dtype=np.float64),
+        np.asarray(propensity, dtype=np.float64),
+        list(arms),
+        params,
+    )
     if kind == "t":
-        return fit_t(X, arm, y, propensity, arms, params)
+        return fit_t(f)
     if kind == "x":
-        return fit_x(X, arm, y, propensity, arms, params)
-    if kind == "dr":
-        return fit_dr(X, arm, y, propensity, arms, params, folds=folds, seed=seed)
-    raise LoyaltyError(f"unknown learner {kind!r}; choose from {', '.join(LEARNERS)}")
+        return fit_x(f)
+    if kind == "to":
+        return fit_to(f)
+    return fit_dr(f, folds=folds, seed=seed)
 
 
 @dataclass

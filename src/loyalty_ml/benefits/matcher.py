@@ -20,8 +20,10 @@ from loyalty_ml.benefits.config import Objective
 from loyalty_ml.benefits.data import FeatureSchema
 from loyalty_ml.benefits.decision import (
     DecisionParams,
+    NetCalibration,
     allocate_with_budget,
     choose,
+    confident_net,
     cost_in_objective_units,
     explore,
     net_values,
@@ -64,6 +66,8 @@ class BenefitMatcher:
     exploration: float = 0.0
     learner: str = "t"
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Net-value calibration of the training objective (None: raw effects, no confidence gate).
+    calibration: NetCalibration | None = None
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path | str) -> Path:
@@ -119,6 +123,7 @@ class BenefitMatcher:
         cv = conversion_value if conversion_value is not None else self.conversion_value
         out = copy.copy(self)
         out.objective, out.margin_rate, out.conversion_value = objective, mr, cv
+        out.calibration = None  # calibrated for the training objective only
         raw = self.metadata.get("outcome_centers", {})
         key = "conversion" if objective == "conversion" else "revenue"
         scale = (mr or 0.0) if objective == "margin" else 1.0
@@ -144,14 +149,27 @@ class BenefitMatcher:
         costs = [self.costs.get(a, 0.0) for a in self.arms]
         return cost_in_objective_units(self.objective, costs, self.conversion_value)
 
-    def net_matrix(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(objective uplift, net value), each ``(n, n_arms)``."""
+    def net_matrix(
+        self, features: pd.DataFrame, shrinkage: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(objective uplift, net value), each ``(n, n_arms)``; ``shrinkage`` overrides the
+        decision's."""
         effects = self.uplift(features)
         up = objective_uplift(
             self.objective, effects["conversion"], effects.get("revenue"), self.margin_rate
         )
-        net = net_values(up, self.centers, self.decision.shrinkage, self._unit_costs())
-        shrunk = net + self._unit_costs()[None, :]
+        costs = self._unit_costs()
+        calib = getattr(self, "calibration", None)  # artifacts saved before calibration existed
+        if calib is not None:
+            raw = up
+            up = calib.net(raw) + costs[None, :]
+            up[:, 0] = 0.0
+        lam = self.decision.shrinkage if shrinkage is None else shrinkage
+        net = net_values(up, self.centers, lam, costs)
+        shrunk = net + costs[None, :]
+        if calib is not None:
+            # A benefit not confidently worth its cost is never chosen (net value at most 0).
+            net = confident_net(net, raw, calib)
         return shrunk, net
 
     def _eligibility(

@@ -23,6 +23,7 @@ from loyalty_ml.benefits.core import (
 )
 from loyalty_ml.benefits.data import (
     FeatureProvider,
+    FeatureSource,
     benefit_costs,
     infer_schema,
     margin_rate_from_products,
@@ -95,7 +96,11 @@ def prepare_training(
     obj, reason = resolve_objective(
         objective, config, margin_rate, costs_known, offer_log.has_revenue
     )
-    features = offer_features(cut, offer_log, feature_provider)
+    provider = feature_provider or FeatureSource(config.feature_source, config.feature_service)
+    features = offer_features(cut, offer_log, provider)
+    feature_line = (
+        provider.describe() if isinstance(provider, FeatureSource) else "features: custom provider"
+    )
     schema = infer_schema(features)
     X = schema.transform(features)
     frame = offer_log.frame
@@ -119,6 +124,7 @@ def prepare_training(
         "cost_sources": sources,
         "warnings": warnings,
         "policy": pol,
+        "features": feature_line,
     }
     return data, schema, features, context
 
@@ -150,9 +156,10 @@ def train_benefits(
         dataset, as_of, config, objective, feature_provider, policy
     )
     model_name = registered_model_name("benefits", dataset.name, name)
-    log.info("%s", ctx["objective_reason"])
+    log.info("%s; %s", ctx["objective_reason"], ctx["features"])
     if announce is not None:
         announce(ctx["objective_reason"])
+        announce(ctx["features"])
         for warning in ctx["warnings"]:
             announce(f"warning: {warning}")
     result = BenefitsTrainResult(
@@ -194,6 +201,7 @@ def train_benefits(
                 "arms": ",".join(data.arms),
                 "n_offers": len(data),
                 "trials": n_trials,
+                "features": ctx["features"][:250],
                 "margin_rate": data.margin_rate,
                 **{f"cost_{a}": c for a, c in ctx["costs"].items()},
             }

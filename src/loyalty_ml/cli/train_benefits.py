@@ -81,7 +81,8 @@ def register(app: typer.Typer) -> None:
         out.print(
             f"learner {result.learner}; decision: shrinkage {d.shrinkage}, switch margin "
             f"{d.switch_margin:.4g}, default {result.matcher.arms[d.default_arm]}; "
-            f"personalised share {result.metrics.get('share_personalised', 0):.3f}"
+            f"personalised share {result.metrics.get('share_personalised', 0):.3f}; "
+            f"net-value gate {'on' if result.matcher.calibration is not None else 'off'}"
         )
         if save is not None:
             path = result.matcher.save(save)
