@@ -59,6 +59,23 @@ def test_ranked_by_expected_net_value_with_ineligible_counted() -> None:
     assert member["benefit_id"] == "voucher_10" and member["channel"] == "email"
     assert member["strategy"]
     assert len(built.contacts) == 5
+    assert member["expected_uplift"] is None  # these options carry no expected_uplift
+
+
+def test_members_carry_the_chosen_options_expected_uplift() -> None:
+    opts = options().assign(
+        expected_uplift=lambda f: (
+            f["member_id"].str[1:].astype(int) / 100 + (f["benefit_id"] == "voucher_10") * 0.05
+        )
+    )
+    policy = CampaignPolicy(holdout_share=0.5)
+    built = build_at_risk(scored(), opts, empty_view(), AtRiskRequest("c", 10), policy)
+    members = built.payload["members"]
+    assert any(m["holdout"] for m in members) and not all(m["holdout"] for m in members)
+    for m in members:
+        i = int(m["member_id"][1:])
+        expected = 0.0 if m["holdout"] else i / 100 + 0.05 * (m["benefit_id"] == "voucher_10")
+        assert m["expected_uplift"] == pytest.approx(expected)
 
 
 def test_filters_limit_and_budget() -> None:

@@ -203,6 +203,16 @@ def build_at_risk(
         .sort_values(["expected_net_value", "rank"], ascending=[False, True], kind="stable")
     )
 
+    if "expected_uplift" in opts.columns:
+        uplift = opts[["member_id", "benefit_id", "expected_uplift"]].drop_duplicates(
+            ["member_id", "benefit_id"]
+        )
+        final = final.merge(uplift, on=["member_id", "benefit_id"], how="left")
+    else:
+        final = final.assign(expected_uplift=float("nan"))
+    # Holdout members get nothing, so nothing is expected of them.
+    final.loc[final["holdout"], "expected_uplift"] = 0.0
+
     members: list[dict[str, Any]] = []
     contacts: list[ContactRow] = []
     for row in final.itertuples(index=False):
@@ -220,6 +230,9 @@ def build_at_risk(
                 "channel": str(row.channel),
                 "holdout": bool(row.holdout),
                 "propensity": float(row.propensity),
+                "expected_uplift": None
+                if pd.isna(row.expected_uplift)
+                else float(row.expected_uplift),
             }
         )
         contacts.append(

@@ -181,6 +181,9 @@ class AtRiskMember(BaseModel):
     channel: str
     holdout: bool = False
     propensity: float | None = None
+    # Uplift the benefit model expected for this member and benefit (holdout: 0); monitoring
+    # compares it with the realised treated-minus-holdout effect once outcomes are attached.
+    expected_uplift: float | None = None
 
 
 class Excluded(BaseModel):
