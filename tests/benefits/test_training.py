@@ -175,3 +175,29 @@ def test_matcher_round_trip(trained: tuple, tmp_path) -> None:  # type: ignore[n
     pd.testing.assert_frame_equal(again.assign(feats.head(50)), res.matcher.assign(feats.head(50)))
     conv = again.with_objective("conversion")
     assert conv.objective == "conversion" and len(conv.assign(feats.head(10))) == 10
+
+
+def test_budget_goes_to_the_right_members_when_the_decision_uses_averages() -> None:
+    """Shrinkage 0 (every member of a benefit gets its average net value, which is negative for
+    both benefits here): the budgeted allocation must still rank members by their own expected
+    net value, so the budget goes to segment a (coupon_50) and b (coupon_500_100), never c."""
+    ds = planted_dataset(7000, seed=0, nonuniform=True, arms=CATALOGUE_ARMS)
+    cfg = _cfg(decision={"tune": False, "shrinkage": 0.0})
+    res = train_benefits(ds, config=cfg, objective="revenue", trials=0, track=False)
+    assert res.matcher.decision.shrinkage == 0.0 and res.matcher.calibration is not None
+    ents = pd.DataFrame(
+        {
+            "member_id": ds.members["member_id"],
+            "event_timestamp": pd.Timestamp("2024-03-01", tz="UTC"),
+        }
+    )
+    feats = pipeline_features(ds, ents)
+    seg = ds.members.set_index("member_id")["segment"]
+    budget = 40_000.0  # room for a fraction of segments a and b
+    a = res.matcher.assign(feats, budget=budget)
+    assert a["cost"].sum() <= budget + 1e-6
+    given = a[a["benefit_id"] != "none"]
+    assert len(given) >= 300
+    want = seg.loc[given["member_id"]].map(lambda s: CATALOGUE_ARMS[BEST[s]]).to_numpy()
+    assert (given["benefit_id"].to_numpy() == want).mean() > 0.9
+    assert (given["expected_net_value"] > 0).all()

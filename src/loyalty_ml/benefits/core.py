@@ -291,6 +291,28 @@ def calibrated(
     return eff, calib.lower(raw) > 0
 
 
+def crossfit_calibrated(
+    oof_eff: NDArray[np.float64], oof_q: NDArray[np.float64], data: Prepared, config: BenefitsConfig
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """(calibrated effect, gate) per training row from a calibration fitted on the *other*
+    cross-fitting folds, so the gate can be judged on rows it was not fitted on."""
+    fold = oof_folds(len(data), config)
+    eff = np.zeros_like(oof_eff)
+    gate = np.zeros(oof_eff.shape, dtype=bool)
+    for f in range(config.cross_fit_folds):
+        fit_idx, use_idx = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+        calib = calibrate_effects(oof_eff[fit_idx], oof_q[fit_idx], data.subset(fit_idx), config)
+        e, g = calibrated(oof_eff[use_idx], calib, data.unit_costs)
+        eff[use_idx], gate[use_idx] = e, g  # type: ignore[assignment]
+    return eff, gate
+
+
+def oof_folds(n: int, config: BenefitsConfig) -> NDArray[np.int64]:
+    """The cross-fitting fold of each training row (the same as :func:`out_of_fold`'s)."""
+    rng = np.random.default_rng(config.seed + 7)
+    return rng.integers(0, config.cross_fit_folds, n)
+
+
 # ----------------------------------------------------------------------------- optuna
 
 
@@ -471,16 +493,42 @@ def fit_benefit_model(
             confirmed = False
             decision = DecisionParams(0.0, 0.0, decision.default_arm)
             learned = decide(decision)
-            if gate_va is not None and (learned != base).any():
-                # The default arm for everyone, withheld where it is not confidently worth its
-                # cost. Keep that protection unless it loses value on the validation slice to
-                # giving the default arm to everyone (value - gate_keep_z * se < 0; z = 0: by
-                # the point estimate): then the net-value estimates are too noisy to gate on.
-                c_gated, _ = policy_value(learned, va, q_va)
-                loss = est.paired_difference(c_gated, c_base)
-                if loss.value + config.decision.gate_keep_z * loss.se < 0:
-                    calib, gate_va, eff_va = None, None, effects[chosen]
-                    learned = decide(decision)
+    gate_check: dict[str, float] = {}
+    if gate_va is not None:
+        # The net-value gate withholds benefits that are not confidently worth their cost. With
+        # heavy-tailed rewards that bound is wide and the gate can withhold a profitable benefit
+        # from everyone. Keep it only where it does not lower the policy value measured on every
+        # row not used to fit it: cross-fitted on the training slice (calibration fitted on the
+        # other folds) plus the validation slice, with the same decision parameters and without
+        # the gate (value + gate_keep_z * se >= 0; z = 0: by the point estimate).
+        ungated = choose(
+            net_values(effects[chosen], centers, decision.shrinkage, va.unit_costs),
+            None,
+            decision,
+        )
+        if (ungated != learned).any():
+            eff_cf, gate_cf = crossfit_calibrated(oof_eff, oof_q, tr, config)
+            tr_gated = choose(
+                _gated(net_values(eff_cf, centers, decision.shrinkage, tr.unit_costs), gate_cf),
+                None,
+                decision,
+            )
+            tr_ungated = choose(
+                net_values(oof_eff, centers, decision.shrinkage, tr.unit_costs), None, decision
+            )
+            diff = est.paired_difference(
+                np.r_[policy_value(tr_gated, tr, oof_q)[0], policy_value(learned, va, q_va)[0]],
+                np.r_[policy_value(tr_ungated, tr, oof_q)[0], policy_value(ungated, va, q_va)[0]],
+            )
+            gate_check = {"gate_gain": diff.value, "gate_gain_se": diff.se}
+            # A personalised decision was tuned and confirmed *with* the gate; dropping the gate
+            # there (same parameters, never tuned without it) needs the confirmation's strength.
+            keep_z = config.decision.gate_keep_z
+            if decision.shrinkage > 0:
+                keep_z = max(keep_z, config.decision.confirm_z)
+            if diff.value + keep_z * diff.se < 0:
+                calib, gate_va, eff_va = None, None, effects[chosen]
+                learned = ungated
     greedy_choice = choose(net_values(effects[chosen], centers, 1.0, va.unit_costs), None, greedy)
     pols = {"learned": learned, "learned (greedy, no shrinkage)": greedy_choice}
     pols.update(baseline_policies(len(va), data.arms))
@@ -537,6 +585,7 @@ def fit_benefit_model(
         "share_personalised": float((learned != decision.default_arm).mean()),
         "personalisation_confirmed": float(confirmed),
         "net_value_gate": float(calib is not None),
+        **gate_check,
         "share_given_benefit": float((learned != 0).mean()),
     }
     return CoreResult(
@@ -564,8 +613,7 @@ def out_of_fold(
     kind: str, data: Prepared, best_params: dict[str, dict[str, Any]], config: BenefitsConfig
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Out-of-fold objective effects of ``kind`` and T-learner ``q`` for every row."""
-    rng = np.random.default_rng(config.seed + 7)
-    fold = rng.integers(0, config.cross_fit_folds, len(data))
+    fold = oof_folds(len(data), config)
     eff = np.zeros((len(data), len(data.arms)))
     q = np.zeros_like(eff)
     for f in range(config.cross_fit_folds):

@@ -172,6 +172,25 @@ class BenefitMatcher:
             net = confident_net(net, raw, calib)
         return shrunk, net
 
+    def allocation_net(self, features: pd.DataFrame) -> np.ndarray:
+        """Per-member expected net value per benefit for the budgeted allocation ``(n, n_arms)``.
+
+        The allocator ranks members against each other, so it needs values that differ between
+        members. When the decision fell back to shrinkage 0 (every member of an arm gets the
+        arm's average), :meth:`net_matrix` is constant per arm and the allocator could not tell
+        members apart; then the calibrated per-member net value (its own empirical-Bayes
+        shrinkage, binned on the learner's effect) is used, with the same confidence gate."""
+        calib = getattr(self, "calibration", None)
+        if calib is None or self.decision.shrinkage > 0:
+            return self.net_matrix(features)[1]
+        effects = self.uplift(features)
+        raw = objective_uplift(
+            self.objective, effects["conversion"], effects.get("revenue"), self.margin_rate
+        )
+        net = calib.net(raw)
+        net[:, 0] = 0.0
+        return confident_net(net, raw, calib)
+
     def _eligibility(
         self, member_ids: pd.Series, states: pd.DataFrame | None, at: object, policy: Any | None
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -264,6 +283,10 @@ class BenefitMatcher:
         expected uplift and net value, cost and the probability with which it was chosen."""
         member_ids = _member_ids(features)
         up, net = self.net_matrix(features)
+        if budget is not None:
+            net = self.allocation_net(features)
+            up = net + self._unit_costs()[None, :]
+            up[:, 0] = 0.0
         ok, _ = self._eligibility(member_ids, states, at, policy)
         choice = self.choose_arms(member_ids, net, ok, budget)
         prop = np.ones(len(choice))
