@@ -31,11 +31,13 @@ def register(app: typer.Typer) -> None:
         """Serve /recommend, /churn_score, /benefits, /campaigns, /healthz, /readyz, /metrics.
 
         In the local profile, API keys are generated once into LOYALTY_HOME/api_keys.json (0600)
-        when none are configured. Models load in each worker; /readyz says when they are ready.
+        when none are configured. Champions are resolved once here (MLflow aliases, artifacts copied
+        under LOYALTY_HOME/serving/champions); each worker loads them from there; /readyz says when they are ready.
         """
         from loyalty_ml.serving.config import load_serving_config
         from loyalty_ml.serving.runner import (
             bentoml_command,
+            prepare_champions,
             prepare_keys,
             server_env,
             uvicorn_command,
@@ -43,7 +45,9 @@ def register(app: typer.Typer) -> None:
 
         config = load_serving_config()
         console.print(prepare_keys(config), highlight=False)
-        env = server_env(workers)
+        champions_file, line = prepare_champions()
+        console.print(line, highlight=False)
+        env = server_env(workers, champions_file)
         if engine is Engine.bentoml:
             command = bentoml_command(host, port)
         else:

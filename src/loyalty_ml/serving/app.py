@@ -333,6 +333,8 @@ def create_app(
         refresher = asyncio.create_task(_refresh_popular())
         if state.exposures is not None:
             state.exposures.start()
+        if cfg.runtime.gc_threshold is not None:
+            gc.set_threshold(*cfg.runtime.gc_threshold)
         if cfg.runtime.gc_freeze:
             gc.collect()
             gc.freeze()

@@ -9,17 +9,20 @@ readiness says why, ``/recommend`` degrades, the other endpoints answer 503.
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from loyalty_ml.campaigns import policy_adapter
 from loyalty_ml.campaigns.at_risk import CampaignPolicy
-from loyalty_ml.campaigns.contact_log import ContactLog, open_contact_log
+from loyalty_ml.campaigns.contact_log import ContactLog, member_hash, open_contact_log
 from loyalty_ml.serving import adapters, campaign_ops
 from loyalty_ml.serving.adapters import AdapterMissing, Loaded
 from loyalty_ml.serving.backend import NotReady, UnknownMember
@@ -40,11 +43,13 @@ from loyalty_ml.serving.schemas import (
     ReloadResponse,
 )
 from loyalty_ml.serving.snapshot import BatchSnapshot, SnapshotUnavailable, load_snapshot
+from loyalty_ml.settings import get_settings
 
 log = logging.getLogger(__name__)
 DATASET_ENV = "LOYALTY_DATASET"
 LOG_RETRY_S = 10.0  # a contact log that failed to open is retried at most this often
 INLINE_BATCH = 50  # larger feature reads run in a worker thread
+ERASED_ID = "__erased__"  # what the recommender is asked for an erased member (cold start)
 
 
 @dataclass(frozen=True)
@@ -95,12 +100,23 @@ class ChurnCache:
         self.segment = scores["value_segment"].astype(str).tolist()
         self.reasons: dict[str, list[dict[str, Any]]] = {}
         self.warmed = 0
+        self.erased: frozenset[str] = frozenset()  # erased members: unknown, never cached
 
     def known(self, member_id: str) -> bool:
-        return member_id in self.index
+        return member_id in self.index and member_id not in self.erased
 
     def missing(self, member_ids: list[str]) -> list[str]:
-        return [m for m in member_ids if m not in self.reasons and m in self.index]
+        return [
+            m
+            for m in member_ids
+            if m not in self.reasons and m in self.index and m not in self.erased
+        ]
+
+    def forget(self, member_ids: frozenset[str]) -> None:
+        """Erasure: these members become unknown and their cached reasons are dropped."""
+        self.erased = member_ids
+        for member in member_ids:
+            self.reasons.pop(member, None)
 
     def compute(self, member_ids: list[str]) -> None:
         """Reason codes for ``member_ids`` (known, not yet cached), one batched SHAP call."""
@@ -110,6 +126,8 @@ class ChurnCache:
         for member, why in zip(
             member_ids, self.churn.reasons(frame, top_k=self.top_k), strict=True
         ):
+            if member in self.erased:  # erased while this batch was being computed
+                continue
             self.reasons[member] = [
                 {"code": str(r["code"]), "weight": float(r["weight"])} for r in why
             ]
@@ -139,6 +157,47 @@ class ChurnCache:
         log.info("churn reason cache warm: %d members", len(self.reasons))
 
 
+class Erasures:
+    """The erasure log ``loyalty member erase`` appends to (``privacy/erasures.jsonl``: salted
+    hashes, never ids), as a set of hashes; ``refresh`` re-reads it when it changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stamp: tuple[int, int] | None = None
+        self.hashes: frozenset[str] = frozenset()
+
+    def refresh(self) -> bool:
+        """Re-read the log if it changed since the last call; True when it did."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            changed = self.stamp is not None
+            self.stamp, self.hashes = None, frozenset()
+            return changed
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self.stamp:
+            return False
+        hashes = set()
+        with self.path.open(encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    hashes.add(str(json.loads(line)["member_hash"]))
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn last line: read again on the next change
+        self.stamp, self.hashes = stamp, frozenset(hashes)
+        return True
+
+    def erased(self, member_id: str) -> bool:
+        return bool(self.hashes) and member_hash(member_id) in self.hashes
+
+    def among(self, member_ids: Any) -> frozenset[str]:
+        """Which of ``member_ids`` are erased (hashes every id: ~1 s per million)."""
+        if not self.hashes:
+            return frozenset()
+        hashes = self.hashes
+        return frozenset(m for m in member_ids if member_hash(m) in hashes)
+
+
 class ChampionBackend:
     def __init__(self, config: ServingConfig, dataset: str | None = None) -> None:
         self.config = config
@@ -151,6 +210,9 @@ class ChampionBackend:
         self._log_attempt = 0.0
         self._warm_task: asyncio.Task[None] | None = None
         self._online_down_until = 0.0  # after a failed online read: skip the store until then
+        self._erasures = Erasures(get_settings().path("privacy", "erasures.jsonl"))
+        self._erased_ids: frozenset[str] = frozenset()  # erased members of the snapshot
+        self._erasure_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def _dataset_name(self, manifest: dict[str, Any] | None) -> str:
@@ -168,9 +230,12 @@ class ChampionBackend:
         messages: dict[str, str] = {}
         manifest = _try(messages, "batch_snapshot", read_manifest)
         self.dataset = dataset = self._dataset_name(manifest)
-        churn = _try(messages, "churn_model", adapters.load_churn, dataset)
-        recs = _try(messages, "recs_model", adapters.load_recommender, dataset)
-        benefits = _try(messages, "benefit_model", adapters.load_benefits, dataset)
+        # At start, the champions ``loyalty serve`` resolved once for all workers (no MLflow
+        # here); on /admin/reload, MLflow itself (the aliases may have moved).
+        resolved = adapters.read_resolved() if generation == 1 else None
+        churn = _try(messages, "churn_model", adapters.load_churn, dataset, resolved)
+        recs = _try(messages, "recs_model", adapters.load_recommender, dataset, resolved)
+        benefits = _try(messages, "benefit_model", adapters.load_benefits, dataset, resolved)
         store_cfg = self.config.online_store
         online = _try(
             messages,
@@ -200,6 +265,8 @@ class ChampionBackend:
         churn_cache = None
         if snapshot is not None and churn is not None and not churn_online:
             churn_cache = _try(messages, "churn_cache", ChurnCache, snapshot, churn.obj)
+        self._erasures.refresh()
+        self._apply_erasures(snapshot, churn_cache)
         return _State(
             generation,
             churn,
@@ -218,17 +285,49 @@ class ChampionBackend:
         self._state = await asyncio.to_thread(self._load, 1)
         await self._open_contact_log()
         self._start_warming(self._state)
+        if self.config.privacy.erasure_poll_s > 0:
+            self._erasure_task = asyncio.create_task(self._watch_erasures())
+
+    def _apply_erasures(self, snapshot: BatchSnapshot | None, cache: ChurnCache | None) -> None:
+        """Erased members of this snapshot: excluded from lists, unknown to the cache."""
+        ids = snapshot.churn_features.index if snapshot is not None else ()
+        erased = self._erasures.among(ids)
+        if cache is not None:
+            cache.forget(erased)
+        self._erased_ids = erased
+
+    async def _watch_erasures(self) -> None:
+        """``loyalty member erase`` appends to the erasure log; a running service drops the
+        member within ``privacy.erasure_poll_s`` (per-request checks hash the asked id)."""
+        while True:
+            await asyncio.sleep(self.config.privacy.erasure_poll_s)
+            try:
+                if await asyncio.to_thread(self._erasures.refresh):
+                    state = self._state
+                    await asyncio.to_thread(self._apply_erasures, state.snapshot, state.churn_cache)
+                    log.info("erasure log changed: %d erased", len(self._erasures.hashes))
+            except Exception as exc:  # never let the watcher die
+                log.warning("erasure log unreadable: %s", type(exc).__name__)
 
     def _start_warming(self, state: _State) -> None:
         cfg = self.config.snapshot
         if state.churn_cache is not None and cfg.reason_cache_members > 0:
             if self._warm_task is not None:
                 self._warm_task.cancel()
-            self._warm_task = asyncio.create_task(
-                state.churn_cache.warm(cfg.reason_cache_members, cfg.reason_warm_batch)
-            )
+            self._warm_task = asyncio.create_task(self._warm(state.churn_cache))
+
+    async def _warm(self, cache: ChurnCache) -> None:
+        cfg = self.config.snapshot
+        await cache.warm(cfg.reason_cache_members, cfg.reason_warm_batch)
+        if self.config.runtime.gc_freeze:
+            # The warm-up allocated the cached reasons after the app's first freeze: move them
+            # out of the collector's generations as well (no full collections walking them).
+            gc.collect()
+            gc.freeze()
 
     async def stop(self) -> None:
+        if self._erasure_task is not None:
+            self._erasure_task.cancel()
         if self._warm_task is not None:
             self._warm_task.cancel()
         if self._reload_task is not None:
@@ -304,6 +403,18 @@ class ChampionBackend:
         online = state.online
         if online is not None and time.monotonic() < self._online_down_until:
             online = None  # the store failed moments ago: answer degraded without any I/O
+        if self._erasures.erased(request.member_id):  # erased: answered as an unknown member
+            items, _ = adapters.recommend(
+                recs.obj, None, ERASED_ID, request.n, request.context, request.cart,
+                request.product_id,
+            )  # fmt: skip
+            return RecommendResponse(
+                member_id=request.member_id,
+                context=request.context,
+                items=[RecommendedItem.model_validate(i) for i in items],
+                fallback="cold_start",
+                model_version=recs.version,
+            )
         items, fallback = adapters.recommend(
             recs.obj,
             online,
@@ -332,6 +443,12 @@ class ChampionBackend:
     async def churn_score(self, member_ids: list[str]) -> ChurnScoreResponse:
         state = self._state
         churn = self._need(state, "churn_model", state.churn)
+        if self._erasures.hashes:  # erased members are answered as unknown
+            erased = self._erasures.among(member_ids)
+            if erased:
+                answer = await self.churn_score([m for m in member_ids if m not in erased])
+                answer.unknown = [m for m in member_ids if m in erased or m in answer.unknown]
+                return answer
         cache = state.churn_cache
         if cache is not None:
             todo = cache.missing(member_ids)
@@ -360,7 +477,7 @@ class ChampionBackend:
         matcher = self._need(state, "benefit_model", state.benefits)
         snap = self._need(state, "batch_snapshot", state.snapshot)
         features = snap.benefit_features
-        if features is None or member_id not in features.index:
+        if features is None or member_id not in features.index or self._erasures.erased(member_id):
             raise UnknownMember(f"unknown member {member_id!r}")
         # Tens of ms of pandas per member: in a worker thread, so the event loop keeps serving
         # the hot endpoints meanwhile (the soak's tail latency came from this call).
@@ -404,8 +521,10 @@ class ChampionBackend:
 
         cache = state.churn_cache
 
+        erased = self._erased_ids
+
         def scored() -> pd.DataFrame:
-            return adapters.snapshot_candidates(
+            found = adapters.snapshot_candidates(
                 churn.obj,
                 snap,
                 reach,
@@ -413,6 +532,10 @@ class ChampionBackend:
                 request.value_segments,
                 with_reasons=cache is None,
             )
+            if erased:  # erased members are never listed
+                found = found[~found["member_id"].astype(str).isin(erased)]
+                found = found.reset_index(drop=True)
+            return found
 
         def options(population: pd.DataFrame) -> pd.DataFrame:
             ids = population["member_id"].astype(str).tolist()

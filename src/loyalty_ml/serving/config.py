@@ -106,9 +106,17 @@ class OnlineStoreConfig(_Strict):
     retry_after_s: float = Field(1.0, ge=0)  # after a failed read, skip the store this long
 
 
+class PrivacyConfig(_Strict):
+    # How often a running service re-reads LOYALTY_HOME/privacy/erasures.jsonl (0: only at
+    # start and reload). An erased member is unknown to the service within this time.
+    erasure_poll_s: float = Field(default=1.0, ge=0)
+
+
 class RuntimeConfig(_Strict):
     gc_freeze: bool = True
     fast_path: bool = True
+    # gc.set_threshold(gen0, gen1, gen2) in each worker; None keeps Python's (700, 10, 10).
+    gc_threshold: tuple[int, int, int] | None = None
 
 
 class AbTestServing(_Strict):
@@ -129,6 +137,7 @@ class ServingConfig(_Strict):
     snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
     abtest: AbTestServing = Field(default_factory=AbTestServing)
     online_store: OnlineStoreConfig = Field(default_factory=OnlineStoreConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
 
 def read_serving_config(path: Path) -> ServingConfig:

@@ -43,7 +43,39 @@ def prepare_keys(config: ServingConfig) -> str:
     return f"API keys generated: {path} (mode 0600; storefront, campaigns, admin)"
 
 
-def server_env(workers: int) -> dict[str, str]:
+def prepare_champions(dataset: str | None = None) -> tuple[str | None, str]:
+    """Resolve the champions once, here, before workers start; ``(file, line to print)``.
+
+    Workers read the file (``adapters.RESOLVED_ENV``) and load local artifacts without contacting
+    MLflow. If resolving fails altogether (no MLflow store at all), workers fall back to asking
+    MLflow themselves and readiness reports what they find."""
+    import json
+
+    from loyalty_ml.pipeline import read_manifest
+    from loyalty_ml.serving import adapters
+
+    dataset = (
+        dataset
+        or os.environ.get("LOYALTY_DATASET")
+        or (read_manifest() or {}).get("dataset")
+        or "demo"
+    )
+    dest = get_settings().path("serving", "champions")
+    try:
+        resolved = adapters.resolve_champions(dataset, dest)
+    except Exception as exc:  # workers will try MLflow themselves and report
+        return None, f"champions: not resolved up front ({type(exc).__name__}); workers will ask"
+    path = dest.parent / "champions.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(resolved, indent=1))
+    tmp.replace(path)
+    found = [
+        entry.get("version") or f"{name}: none" for name, entry in resolved["champions"].items()
+    ]
+    return str(path), "champions: " + ", ".join(found)
+
+
+def server_env(workers: int, champions_file: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
     env.setdefault("OTEL_SDK_DISABLED", "true")
@@ -51,6 +83,9 @@ def server_env(workers: int) -> dict[str, str]:
     env.setdefault("OMP_NUM_THREADS", "1")
     env["LOYALTY_SERVE_WORKERS"] = str(workers)
     env["LOYALTY_HOME"] = str(get_settings().home_dir)  # workers share the parent's state dir
+    env.pop("LOYALTY_CHAMPIONS_FILE", None)
+    if champions_file:
+        env["LOYALTY_CHAMPIONS_FILE"] = champions_file  # adapters.RESOLVED_ENV
     return env
 
 
