@@ -130,3 +130,8 @@ def test_cli_train_and_score(tiny_shop: Dataset, loyalty_home: Path, tmp_path: P
     assert res.exit_code == 0, res.output
     frame = pd.read_csv(out)
     assert len(frame) == (tiny_shop.members["joined_at"] <= AS_OF).sum()
+    # No benefits model trained: scores stand, the benefit columns are left out with a note.
+    assert "best benefit skipped" in res.output and "best_benefit" not in frame.columns
+    # Every batch scoring run writes a monitoring report and says where.
+    assert "monitoring report:" in res.output
+    assert list((loyalty_home / "reports").glob("*.html"))

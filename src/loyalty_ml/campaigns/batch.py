@@ -15,10 +15,6 @@ from loyalty_ml.campaigns.contact_log import CampaignResult, ContactLog, open_co
 from loyalty_ml.contract.io import Dataset
 from loyalty_ml.timeutil import to_utc
 
-# Reason codes (SHAP) cost ~2k rows/s: compute them only for the members a list can reach.
-REASON_CANDIDATES_PER_SLOT = 10
-MIN_REASON_CANDIDATES = 2_000
-
 
 def _reasons(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, str) and value:
@@ -32,9 +28,13 @@ def candidate_scores(
     """Members sorted by value at risk, with reason codes for the ones a list of ``limit`` can
     reach (others keep an empty list and never outrank a reasoned member by construction)."""
     from loyalty_ml.churn.scorer import ChurnScorer
+    from loyalty_ml.serving.config import load_serving_config
 
+    # Reason codes (SHAP) cost ~ms per member: only for the members a list can reach, with the
+    # same reach as the service's lists (config/serving.yaml snapshot section).
+    snapshot = load_serving_config().snapshot
     scorer = ChurnScorer.load(churn_source)
-    reach = max(limit * REASON_CANDIDATES_PER_SLOT, MIN_REASON_CANDIDATES)
+    reach = max(limit * snapshot.reason_candidates_per_slot, snapshot.min_reason_candidates)
     scored = scorer.score_dataset(dataset, as_of, reasons_top=reach, top_k=3)
     scored = scored.head(reach).copy()
     scored["member_id"] = scored["member_id"].astype(str)
