@@ -6,11 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from loyalty_ml.errors import ConfigError
-from loyalty_ml.settings import get_settings
+from loyalty_ml.configfile import load_yaml_model
 
 
 class _Strict(BaseModel):
@@ -105,21 +103,6 @@ class ChurnConfig(_Strict):
         return ChurnConfig.model_validate(data)
 
 
-def _format_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return f"{where}: {first['msg']}"
-
-
 def load_churn_config(path: Path | str | None = None) -> ChurnConfig:
-    """Read ``config/churn.yaml`` (or ``path``); a missing default file gives the built-in defaults."""
-    target = Path(path) if path else get_settings().config_dir / "churn.yaml"
-    if not target.is_file():
-        if path:
-            raise ConfigError(f"churn config not found: {target}")
-        return ChurnConfig()
-    raw = yaml.safe_load(target.read_text()) or {}
-    try:
-        return ChurnConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{target.name}: {_format_error(exc)}") from exc
+    """Read ``config/churn.yaml`` (or ``path``); invalid values raise ``ConfigError``."""
+    return load_yaml_model(ChurnConfig, path, "churn.yaml", "churn")

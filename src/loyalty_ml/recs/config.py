@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty_ml.errors import ConfigError
-from loyalty_ml.settings import get_settings
+from loyalty_ml.configfile import load_yaml_model
 
 
 class _Strict(BaseModel):
@@ -186,15 +184,4 @@ class RecsConfig(_Strict):
 
 def load_recs_config(path: Path | str | None = None) -> RecsConfig:
     """``config/recs.yaml`` (or ``path``) as a validated :class:`RecsConfig`."""
-    path = Path(path) if path else get_settings().config_dir / "recs.yaml"
-    if not path.is_file():
-        return RecsConfig()
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-        return RecsConfig.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path.name}: {key}: {first['msg']}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path.name}: not valid YAML: {exc}") from exc
+    return load_yaml_model(RecsConfig, path, "recs.yaml", "recommendations")
