@@ -128,10 +128,8 @@ def _sqlite_champions(names: list[str]) -> dict[str, Any] | None:
     if not uri.startswith("sqlite:///"):
         return None
     db = Path(uri.removeprefix("sqlite:///"))
-    if not db.is_absolute():
-        db = Path("/" + str(db)) if uri.startswith("sqlite:////") else db
-    if not db.is_file():
-        return None
+    if not db.is_file():  # no tracking store at all: nothing was ever registered here
+        return {name: {"error": _no_champion(name)} for name in names}
     out: dict[str, Any] = {}
     try:
         with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True) as conn:
