@@ -344,6 +344,8 @@ class ChampionBackend:
             state = await asyncio.to_thread(self._load, next_generation)
             self._state = state  # one reference swap: in-flight requests keep their snapshot
             self._start_warming(state)
+            if self.config.runtime.gc_freeze and state.churn_cache is None:
+                gc.freeze()  # the new champions' heap out of the collector (no warm-up to wait)
             log.info("reloaded champions: generation %d", state.generation)
 
         self._reload_task = asyncio.create_task(run())
