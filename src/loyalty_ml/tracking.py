@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,34 @@ CHALLENGER = "challenger"
 log = logging.getLogger(__name__)
 
 
+# Notices MLflow and its dependencies print on every model log that ask nothing of our users: the
+# models are Python-object pyfuncs on purpose (their code ships with the package), their pip
+# requirements are explicit (so MLflow's own pip lookup is unused), signatures are given where a
+# frame goes in, and the deprecations are inside MLflow's and ibis' own code.
+_BENIGN_MESSAGES = (
+    "Passing a Python object as `python_model`",
+    "Failed to resolve installed pip version",
+    "An input example was not provided",
+)
+
+
+class _DropBenign(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in _BENIGN_MESSAGES)
+
+
+def _quiet_benign_notices() -> None:
+    for name in ("mlflow.pyfunc", "mlflow.utils.environment"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropBenign) for f in logger.filters):
+            logger.addFilter(_DropBenign())
+    warnings.filterwarnings("ignore", message="An input example was not provided")
+    warnings.filterwarnings(
+        "ignore", category=DeprecationWarning, module=r"(mlflow|ibis|sqlalchemy)(\.|$)"
+    )
+
+
 def configure_mlflow() -> str:
     """Point MLflow at this LOYALTY_HOME's tracking store; returns the tracking URI."""
     import mlflow
@@ -35,6 +64,7 @@ def configure_mlflow() -> str:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for noisy in ("mlflow", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _quiet_benign_notices()
     uri = get_settings().tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
