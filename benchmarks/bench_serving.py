@@ -201,16 +201,26 @@ def stop_server(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def server_cpu_s(proc: subprocess.Popen) -> float:
-    """CPU seconds (user + system) used so far by the server's process group, from /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _group_procs(proc: subprocess.Popen) -> list[Path]:
+    """``/proc/<pid>`` of every live process in the server's process group (parent and workers)."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if os.getpgid(int(entry.name)) != proc.pid:
-                continue
+            if os.getpgid(int(entry.name)) == proc.pid:
+                found.append(entry)
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+def server_cpu_s(proc: subprocess.Popen) -> float:
+    """CPU seconds (user + system) used so far by the server's process group, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in _group_procs(proc):
+        try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
         except (OSError, ProcessLookupError, ValueError, IndexError):
@@ -221,12 +231,8 @@ def server_cpu_s(proc: subprocess.Popen) -> float:
 def server_rss_mb(proc: subprocess.Popen) -> float:
     """RSS of the server's process group (parent and workers), from /proc."""
     total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for entry in _group_procs(proc):
         try:
-            if os.getpgid(int(entry.name)) != proc.pid:
-                continue
             for line in (entry / "status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])

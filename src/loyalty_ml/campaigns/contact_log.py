@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -112,6 +112,21 @@ def member_hash(member_id: str) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def replay(existing: CampaignResult, digest: str) -> CampaignResult:
+    """The stored answer for a repeated ``campaign_id`` with the same body hash; a different body
+    or a cancelled campaign is a ``CampaignConflict`` (the one rule every caller applies)."""
+    if existing.body_hash != digest:
+        raise CampaignConflict(
+            f"campaign {existing.campaign_id!r} exists with a different request body",
+            code="campaign_body_mismatch",
+        )
+    if existing.status == "cancelled":
+        raise CampaignConflict(
+            f"campaign {existing.campaign_id!r} was cancelled", code="campaign_cancelled"
+        )
+    return replace(existing, replayed=True)
 
 
 def offer_id(campaign_id: str, member_id: str) -> str:

@@ -30,6 +30,7 @@ from loyalty_ml.campaigns.contact_log import (
     member_hash,
     offer_id,
     offers_frame,
+    replay,
     scrub_payload,
     utcnow,
 )
@@ -142,25 +143,6 @@ class SqlContactLog(ABC):
         created = row[3] if isinstance(row[3], datetime) else datetime.fromisoformat(row[3])
         return CampaignResult(row[0], row[1], row[2], created, json.loads(row[4]))
 
-    def _replay(self, existing: CampaignResult, digest: str) -> CampaignResult:
-        if existing.body_hash != digest:
-            raise CampaignConflict(
-                f"campaign {existing.campaign_id!r} exists with a different request body",
-                code="campaign_body_mismatch",
-            )
-        if existing.status == "cancelled":
-            raise CampaignConflict(
-                f"campaign {existing.campaign_id!r} was cancelled", code="campaign_cancelled"
-            )
-        return CampaignResult(
-            existing.campaign_id,
-            existing.body_hash,
-            existing.status,
-            existing.created_at,
-            existing.payload,
-            replayed=True,
-        )
-
     def create_campaign(
         self,
         campaign_id: str,
@@ -175,11 +157,11 @@ class SqlContactLog(ABC):
         with self._transaction() as cur:  # fast path: a replay takes no write lock
             existing = self._load(cur, campaign_id)
         if existing is not None:
-            return self._replay(existing, digest)
+            return replay(existing, digest)
         with self._transaction(write_lock=True) as cur:
             existing = self._load(cur, campaign_id)
             if existing is not None:
-                return self._replay(existing, digest)
+                return replay(existing, digest)
             now = now or utcnow()
             view = self._view(cur, now, lookback_days, channel)
             built = build(view)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import replace
 
 import pandas as pd
 
@@ -20,6 +19,7 @@ from loyalty_ml.campaigns.contact_log import (
     CampaignResult,
     ContactLog,
     body_hash,
+    replay,
 )
 from loyalty_ml.serving.backend import Conflict, NotFound
 from loyalty_ml.serving.schemas import AtRiskRequest, AtRiskResponse, CancelResponse
@@ -60,16 +60,7 @@ def at_risk_sync(
         except CampaignNotFound:
             existing = None
         if existing is not None:  # replay or conflict at once, before any scoring
-            if existing.body_hash != body_hash(request.body()):
-                raise CampaignConflict(
-                    f"campaign {request.campaign_id!r} exists with a different request body",
-                    code="campaign_body_mismatch",
-                )
-            if existing.status == "cancelled":
-                raise CampaignConflict(
-                    f"campaign {request.campaign_id!r} was cancelled", code="campaign_cancelled"
-                )
-            return to_response(replace(existing, replayed=True))
+            return to_response(replay(existing, body_hash(request.body())))
         population = scored()
         result = create_at_risk_campaign(
             log, request, population, options(population), policy, reasons_for=reasons_for
