@@ -117,7 +117,7 @@ def _free_port() -> int:
 
 def degraded_backend(config: Any) -> Any:
     """The real backend whose online store is a Redis client on a port nobody listens on."""
-    from loyalty_ml.serving.adapters import fail_fast_redis
+    from loyalty_ml.features.online import redis_client
     from loyalty_ml.serving.champion import ChampionBackend
 
     port = int(os.environ[DEGRADED_ENV])
@@ -128,7 +128,7 @@ def degraded_backend(config: Any) -> Any:
 
         def __init__(self) -> None:
             # as the service builds it for a Redis store (adapters.open_online_store)
-            self.client = fail_fast_redis("127.0.0.1", port)
+            self.client = redis_client("127.0.0.1", port, (50, 50))
 
         def get(self, ids: list[str]) -> dict[str, list[Any]]:
             self.client.execute_command("HMGET", f"member:{ids[0]}", "tier")

@@ -242,40 +242,13 @@ class OnlineFeatures:
 def open_online_store(connect_timeout_ms: int = 50, read_timeout_ms: int = 50) -> OnlineFeatures:
     """The active profile's online feature reader (SQLite locally, Redis in production).
 
-    A Redis reader gets a fail-fast client: bounded connect/read timeouts and no retries.
-    redis-py's defaults (no timeouts, retries with backoff) made one read against a stopped
-    Redis take 11.8 s here, blocking the event loop that the request timeout cannot interrupt.
+    A Redis reader gets a fail-fast client (bounded connect/read timeouts, no retries): a stalled
+    read blocks the event loop, which the request timeout cannot interrupt.
     """
-    reader = _attr("loyalty_ml.features.online", "OnlineFeatureReader")(service="churn_v1")
-    client = getattr(reader, "_redis", None)
-    if client is not None:
-        kw = client.connection_pool.connection_kwargs
-        reader._redis = fail_fast_redis(
-            kw.get("host", "127.0.0.1"),
-            int(kw.get("port", 6379)),
-            connect_timeout_ms,
-            read_timeout_ms,
-            int(kw.get("db", 0)),
-        )
-    return OnlineFeatures(reader)
-
-
-def fail_fast_redis(
-    host: str, port: int, connect_timeout_ms: int = 50, read_timeout_ms: int = 50, db: int = 0
-) -> Any:
-    """A Redis client that gives up at once: bounded timeouts, no retries."""
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    return redis.Redis(
-        host=host,
-        port=port,
-        db=db,
-        socket_connect_timeout=connect_timeout_ms / 1000,
-        socket_timeout=read_timeout_ms / 1000,
-        retry=Retry(NoBackoff(), 0),
+    reader = _attr("loyalty_ml.features.online", "OnlineFeatureReader")(
+        service="churn_v1", redis_timeouts_ms=(connect_timeout_ms, read_timeout_ms)
     )
+    return OnlineFeatures(reader)
 
 
 # -- per-request calls -----------------------------------------------------------------------
