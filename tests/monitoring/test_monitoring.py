@@ -189,7 +189,25 @@ def test_scoring_report_on_simulator(loyalty_home: Path) -> None:
         backtest=False,
         plots=False,
     )
-    result = scoring_report(dataset, ChurnScorer(res.model), horizon_days=60, name="batch")
+    scorer = ChurnScorer(res.model)
+    result = scoring_report(dataset, scorer, horizon_days=60, name="batch")
     page = result.path.read_text()
     assert "Realised vs predicted churn" in page and "Score distribution" in page
     assert not result.calibration.empty and result.score is not None
+
+    # `loyalty score` hands over the features it already built: same report, built once.
+    built = scorer.features_for(dataset)
+    calls: list[object] = []
+    original = scorer.features_for
+
+    def counting(ds: object, at: object = None) -> pd.DataFrame:
+        calls.append(at)
+        return original(ds, at)
+
+    scorer.features_for = counting  # type: ignore[method-assign]
+    reused = scoring_report(
+        dataset, scorer, horizon_days=60, name="batch-reused", current_features=built
+    )
+    assert dataset.latest_timestamp() not in calls
+    pd.testing.assert_frame_equal(reused.drift, result.drift)
+    assert reused.score == result.score

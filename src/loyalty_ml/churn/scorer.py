@@ -79,10 +79,14 @@ class ChurnScorer:
         *,
         reasons_top: int | None = 50_000,
         top_k: int | None = None,
+        features: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """One row per member known at ``as_of``, sorted by value at risk; reason codes (a JSON
-        list) for the ``reasons_top`` members with the highest value at risk (None: all)."""
-        features = self.features_for(dataset, as_of)
+        list) for the ``reasons_top`` members with the highest value at risk (None: all).
+        ``features``: this scorer's ``features_for(dataset, as_of)`` when the caller already
+        built them (they are the expensive part at scale)."""
+        if features is None:
+            features = self.features_for(dataset, as_of)
         scores = self.score_frame(features)
         order = np.argsort(-scores["value_at_risk"].to_numpy(), kind="stable")
         scores = scores.iloc[order].reset_index(drop=True)

@@ -67,7 +67,10 @@ def register(app: typer.Typer) -> None:
         with console.status(f"loading {source}"):
             scorer = ChurnScorer.load(source)
         with console.status(f"scoring members of {dataset.name} as of {at.date()}"):
-            frame = scorer.score_dataset(dataset, at, reasons_top=reasons_top or None, top_k=top_k)
+            features = scorer.features_for(dataset, at)
+            frame = scorer.score_dataset(
+                dataset, at, reasons_top=reasons_top or None, top_k=top_k, features=features
+            )
         console.print(f"scored {len(frame):,} members")
         if benefits:
             with console.status("best eligible benefit per member"):
@@ -88,7 +91,9 @@ def register(app: typer.Typer) -> None:
             with console.status("monitoring report"):
                 log = open_contact_log()
                 try:
-                    result = scoring_report(dataset, scorer, at, contact_log=log)
+                    result = scoring_report(
+                        dataset, scorer, at, contact_log=log, current_features=features
+                    )
                 finally:
                     log.close()
             alerts = ", ".join(result.alerts[:5]) or "none"

@@ -23,11 +23,14 @@ def scoring_report(
     contact_log: Any = None,
     name: str | None = None,
     log_to_mlflow: bool | None = None,
+    current_features: pd.DataFrame | None = None,
 ) -> MonitoringResult:
     """``scorer`` is a ``ChurnScorer``. Reference = features/scores at ``reference_as_of``
     (default: the model's training cut-off when known, else one horizon before ``as_of``).
     ``contact_log``: campaign outcomes vs expected uplift come from its campaigns whose outcomes
-    are attached (unless ``campaigns`` is given)."""
+    are attached (unless ``campaigns`` is given). ``current_features``: the scorer's features at
+    ``as_of`` when the caller already built them (``loyalty score`` does), so they are not
+    rebuilt."""
     from loyalty_ml.churn.labels import build_labels
     from loyalty_ml.timeutil import to_utc
 
@@ -39,7 +42,9 @@ def scoring_report(
     if ref_t is None:
         ref_t = now - pd.Timedelta(days=horizon_days)
     ref_features = scorer.features_for(dataset, ref_t)
-    cur_features = scorer.features_for(dataset, now)
+    cur_features = (
+        current_features if current_features is not None else scorer.features_for(dataset, now)
+    )
     ref_scores = scorer.score_frame(ref_features)
     cur_scores = scorer.score_frame(cur_features)
     matured = None
