@@ -34,7 +34,6 @@ def register(app: typer.Typer) -> None:
         """Simulate a shop, build features, train and gate every model, score all members,
         build an at-risk campaign list, sample recommendations, a monitoring report and one
         experiment comparison."""
-        import pandas as pd
         from rich.table import Table
 
         from loyalty_ml.campaigns.at_risk import AtRiskRequest
@@ -133,8 +132,20 @@ def register(app: typer.Typer) -> None:
             recommended = sample_recommendations(
                 dataset, champion_uri(registered_model_name("recs", DEMO_NAME)), sample_ids, 5
             )
-            with pd.option_context("display.width", 120, "display.max_columns", 10):
-                out.print(recommended.to_string(index=False))
+            table = Table(title="sample recommendations (home page)")
+            for c in ["member_id", "rank", "product_id", "score", "reason", "points", "fallback"]:
+                table.add_column(c, overflow="fold")
+            for row in recommended.itertuples(index=False):
+                table.add_row(
+                    row.member_id,
+                    str(row.rank),
+                    row.product_id,
+                    f"{row.score:.3f}",
+                    str(row.reason or ""),
+                    "" if row.points_to_earn is None else str(row.points_to_earn),
+                    row.fallback or "",
+                )
+            out.print(table)
         else:
             out.print(f"recommendations skipped: {recs.detail if recs else 'not run'}")
 
