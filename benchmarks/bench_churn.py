@@ -183,11 +183,22 @@ def _value_check(full: Any, known: Any) -> list[str]:
     ]
 
 
+def _shift_to_rate(p: np.ndarray, rate: float) -> np.ndarray:
+    """``p`` moved by one constant on the logit scale until its mean is ``rate`` (diagnostic)."""
+    logit = np.log(np.clip(p, 1e-6, 1 - 1e-6)) - np.log1p(-np.clip(p, 1e-6, 1 - 1e-6))
+    lo, hi = -5.0, 5.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if np.mean(1 / (1 + np.exp(-(logit + mid)))) < rate else (lo, mid)
+    return 1 / (1 + np.exp(-(logit + (lo + hi) / 2)))
+
+
 def bench_sim(report: list[str], payload: dict[str, Any], members: int) -> None:
     from sklearn.metrics import roc_auc_score
 
     from loyalty_ml.churn.config import load_churn_config
     from loyalty_ml.churn.job import train_churn
+    from loyalty_ml.churn.metrics import expected_calibration_error
     from loyalty_ml.simulate.api import simulate
     from loyalty_ml.simulate.config import load_config
 
@@ -210,6 +221,20 @@ def bench_sim(report: list[str], payload: dict[str, Any], members: int) -> None:
     y = ev["churned"].to_numpy()
     auc_truth = float(roc_auc_score(y, ev["p_churn"]))
     auc_model = float(roc_auc_score(y, ev["model"]))
+    # Base rates: the backtest calibrates on the slice one horizon before the evaluation slice;
+    # the truth says how much the churn rate itself moved between the two.
+    cal_origin = origin - pd.Timedelta(days=90)
+    t_cal = tr[(tr["as_of"] == cal_origin) & (tr["horizon_days"] == 90)]["p_churn"]
+    base_rates = {
+        "calibration_origin": str(cal_origin),
+        "true_rate_calibration_slice": float(t_cal.mean()) if len(t_cal) else float("nan"),
+        "true_rate_eval_slice": float(ev["p_churn"].mean()),
+        "realised_rate_eval_slice": float(y.mean()),
+        "model_mean_eval_slice": float(ev["model"].mean()),
+        "ece_base_rate_known": float(
+            expected_calibration_error(y, _shift_to_rate(ev["model"].to_numpy(), float(y.mean())))
+        ),
+    }
     payload_sim: dict[str, Any] = {
         "members": members,
         "eval_origin": str(origin),
@@ -217,6 +242,7 @@ def bench_sim(report: list[str], payload: dict[str, Any], members: int) -> None:
         "auc_true_probability": auc_truth,
         "auc_model_backtest": auc_model,
         "ratio": auc_model / auc_truth,
+        "base_rates": base_rates,
         "backtest": result.backtest,
         "timings": timings,
         "provider": result.provider,
@@ -263,6 +289,14 @@ def bench_sim(report: list[str], payload: dict[str, Any], members: int) -> None:
         f"**{auc_model:.4f}** = **{auc_model / auc_truth:.3f} ×** truth (bar ≥ 0.98).",
         "",
         markdown_table(_metric_rows(result.backtest, KEYS)),
+        "",
+        "Base rates (calibration is fitted on the slice one horizon earlier, origin "
+        f"{cal_origin:%Y-%m-%d}): true churn rate there {base_rates['true_rate_calibration_slice']:.4f}, "
+        f"at the evaluation origin {base_rates['true_rate_eval_slice']:.4f} (realised "
+        f"{base_rates['realised_rate_eval_slice']:.4f}); the model's calibrated mean "
+        f"{base_rates['model_mean_eval_slice']:.4f}. ECE after one logit shift to the realised "
+        f"evaluation rate (diagnostic, uses the evaluation labels): "
+        f"{base_rates['ece_base_rate_known']:.4f}.",
         "",
         "Reason codes vs the planted cause (members whose cause is known): "
         f"top-1 {agree['top1_agreement']:.3f}, top-3 {agree['top3_agreement']:.3f} "

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from loyalty_ml.churn.features import rfm_features
+from loyalty_ml.churn.features import bgnbd_features, rfm_features
 from loyalty_ml.churn.labels import build_label_snapshots, build_labels, snapshot_origins
 from loyalty_ml.contract.io import Dataset
 
@@ -96,3 +96,24 @@ def test_features_never_read_after_as_of(tiny_shop: Dataset) -> None:
     )
     after = rfm_features(shop, as_of)
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_observed_days_stop_at_the_data_start() -> None:
+    # Members joined 2024-01-01, but the data's first record is the order of 2024-02-01: at T0
+    # they have 60 days of tenure and 29 observable days; without members joined before the
+    # data start the column would equal tenure and is left out.
+    shop = _shop()
+    feats = bgnbd_features(shop, T0).set_index("member_id")
+    tenure = rfm_features(shop, T0, with_bgnbd=False).set_index("member_id")["rfm__tenure_days"]
+    assert tenure["buyer"] == 60
+    assert feats.loc["buyer", "window__observed_days"] == 29
+    assert feats.loc["quiet", "window__observed_days"] == 29
+    first = shop.orders.groupby("member_id")["ordered_at"].min()
+    joined_at_first_order = Dataset(
+        members=shop.members.assign(
+            joined_at=shop.members["member_id"].map(first).fillna(_ts("2024-02-01"))
+        ),
+        orders=shop.orders,
+        name="no-truncation",
+    )
+    assert "window__observed_days" not in bgnbd_features(joined_at_first_order, T0).columns

@@ -158,11 +158,35 @@ def rfm_features(dataset: Dataset, as_of: object, *, with_bgnbd: bool = True) ->
     return frame
 
 
+def history_start(dataset: Dataset) -> pd.Timestamp | None:
+    """The first order or event anywhere in the data: where the observation window opens (an
+    extract, or a shop that started recording late). None when there is no activity at all."""
+    stamps = [dataset.orders["ordered_at"].min()]
+    if dataset.events is not None and len(dataset.events):
+        stamps.append(dataset.events["occurred_at"].min())
+    stamps = [s for s in stamps if pd.notna(s)]
+    return min(stamps) if stamps else None
+
+
+def observed_days(dataset: Dataset, t: pd.Timestamp, joined_at: pd.Series) -> np.ndarray | None:
+    """Days of a member's history the data can show at ``t``: since joining, or since the data's
+    first record for members who joined before it. "No order in 30 observed days" and "no order
+    in 300" differ, and tenure alone cannot tell them apart when the data start after many
+    members joined (rolling origins early in the data then see short histories). None when no
+    member joined before the data start: the value would equal tenure (a duplicate column)."""
+    start = history_start(dataset)
+    if start is None or not (joined_at < start).any():
+        return None
+    return np.maximum(_days(t - joined_at.clip(lower=start)), 0.0)
+
+
 def bgnbd_features(
     dataset: Dataset, as_of: object, summary: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """BG/NBD posterior summaries and the Gamma-Gamma expected 12-month spend (the value model),
-    both fitted on the point-in-time data itself; plus the past 12 months' spend."""
+    both fitted on the point-in-time data itself; plus the past 12 months' spend and, where the
+    data start after members joined, the observed history length (``window__observed_days``:
+    context, never a reason code). Every provider joins this frame."""
     t = to_utc(as_of)
     s = summary if summary is not None else order_summary(dataset, t)
     x, t_x, T = bgnbd_inputs(s, t)
@@ -173,7 +197,8 @@ def bgnbd_features(
     gg = bgnbd.fit_gamma_gamma(n_days, avg)
     orders_52w = bgnbd.expected_transactions(params, 365.0 / 7.0, x, t_x, T)
     _, past = _window_counts(dataset, t, 365, s["member_id"])
-    return pd.DataFrame(
+    observed = observed_days(dataset, t, s["joined_at"])
+    frame = pd.DataFrame(
         {
             "member_id": s["member_id"].astype("string").to_numpy(),
             "bgnbd__p_alive": bgnbd.p_alive(params, x, t_x, T),
@@ -184,6 +209,9 @@ def bgnbd_features(
             "value__past_spend_365d": past,
         }
     )
+    if observed is not None:
+        frame["window__observed_days"] = observed
+    return frame
 
 
 def builtin_provider(dataset: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
