@@ -68,15 +68,23 @@ def test_production_training_materialize_and_read(
     # Batches of 8+ members take the vectorised decode path (nulls and unknown ids included).
     many = ids * 4
     assert one.get(many) == feast_reader.get(many)
-    # The ids the online store holds (the serving layer's at-risk population).
-    assert one.member_ids() == ["m1", "m2"]
-    assert feast_reader.member_ids() == ["m1", "m2"]
-    # Feast's default materialization writes the very same hashes, byte for byte.
+    # A hash whose fields are stored in another order takes the per-member path, same values.
     import redis
 
     from loyalty_ml.features import online_format as fmt
 
     client = redis.Redis(*redis_service)
+    (m2,) = fmt.entity_keys("member_id", ["m2"], suffix=production.encode())
+    fields = list(client.hgetall(m2).items())
+    client.delete(m2)
+    client.hset(m2, mapping=dict(reversed(fields)))
+    assert list(client.hgetall(m2)) != [f for f, _ in fields]
+    assert one.get(many) == feast_reader.get(many)
+    # The ids the online store holds (the serving layer's at-risk population).
+    assert one.member_ids() == ["m1", "m2"]
+    assert feast_reader.member_ids() == ["m1", "m2"]
+    # Feast's default materialization writes the very same hashes, byte for byte.
+    materialize(applied, T, engine="fast")
     keys = fmt.entity_keys("member_id", ["m1", "m2"], suffix=production.encode())
     fast_hashes = [client.hgetall(k) for k in keys]
     assert all(fast_hashes)
