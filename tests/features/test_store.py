@@ -148,3 +148,16 @@ def test_missing_events_table_degrades(tmp_path: Path, monkeypatch: pytest.Monke
     got = OnlineFeatureReader("churn_v1", backend="memory", applied=applied).get_one("m1")
     assert got["rfm__orders_30d"] == 2
     reset_settings_cache()
+
+
+def test_join_labels_equals_a_left_merge() -> None:
+    from loyalty_ml.features.training import join_labels
+
+    frame = pd.DataFrame({"member_id": ["m2", "m1", "m3", "m1"], "x": [1.0, 2.0, None, 4.0]})
+    labels = pd.DataFrame({"member_id": ["m1", "m2", "m9"], "churned": [True, False, True]})
+    got = join_labels(frame, labels)
+    want = frame.merge(labels, on="member_id", how="left")
+    assert_same_values(got, want)
+    assert list(frame.columns) == ["member_id", "x"]  # the input is left alone
+    with pytest.raises(ValueError, match="more than one row"):
+        join_labels(frame, pd.concat([labels, labels]))
