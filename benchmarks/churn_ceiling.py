@@ -34,6 +34,7 @@ from scipy.special import gammaln
 from scipy.stats import gamma as gamma_dist
 from sklearn.metrics import roc_auc_score
 
+from loyalty_ml.churn.metrics import expected_calibration_error
 from loyalty_ml.simulate.api import simulate
 from loyalty_ml.simulate.calendar import build_calendar
 from loyalty_ml.simulate.config import load_config
@@ -271,19 +272,10 @@ def main(argv: list[str]) -> None:
     auc_truth = roc_auc_score(y, tc["p_churn"].to_numpy())
     print(f"\nn={m} churn rate {y.mean():.4f}  truth AUC {auc_truth:.4f}")
 
-    def ece(p: np.ndarray, yy: np.ndarray, bins: int = 10) -> float:
-        b = np.minimum((p * bins).astype(int), bins - 1)
-        tot = 0.0
-        for i in range(bins):
-            s = b == i
-            if s.any():
-                tot += s.mean() * abs(p[s].mean() - yy[s].mean())
-        return tot
-
     for v in variants:
         auc = roc_auc_score(y, out[v])
         print(
-            f"{v:16s} AUC {auc:.4f}  = {auc / auc_truth:.4f} x truth   ECE {ece(out[v], y):.4f}  "
+            f"{v:16s} AUC {auc:.4f}  = {auc / auc_truth:.4f} x truth   ECE {expected_calibration_error(y, out[v]):.4f}  "
             f"mean p {out[v].mean():.4f}  corr(truth) {np.corrcoef(out[v], tc['p_churn'])[0, 1]:.3f}"
         )
     pd.DataFrame({"member_id": ids, "y": y, "truth": tc["p_churn"].to_numpy(), **out}).to_parquet(
