@@ -30,3 +30,8 @@ churn_v1 = _objects.services.get("churn_v1")
 recs_v1 = _objects.services.get("recs_v1")
 benefits_v1 = _objects.services.get("benefits_v1")
 products_v1 = _objects.services.get("products_v1")
+
+# Offline-only training views (one per service: its families side by side, for training sets)
+churn_v1_training = _objects.training_views.get("churn_v1")
+recs_v1_training = _objects.training_views.get("recs_v1")
+benefits_v1_training = _objects.training_views.get("benefits_v1")

@@ -161,3 +161,48 @@ def test_join_labels_equals_a_left_merge() -> None:
     assert list(frame.columns) == ["member_id", "x"]  # the input is left alone
     with pytest.raises(ValueError, match="more than one row"):
         join_labels(frame, pd.concat([labels, labels]))
+
+
+def test_training_view_equals_the_family_views(local_home: Path, churn_set) -> None:
+    """The service's training view (one point-in-time join) returns what Feast's per-family
+    joins of the feature service return: entity rows before, between, at and after snapshots."""
+    from loyalty_ml.features.store import open_store
+    from loyalty_ml.features.tables import write_feature_tables
+    from loyalty_ml.features.training import historical_frame
+
+    write_feature_tables(tiny_dataset(), as_ofs=["2024-03-01T00:00:00Z", "2024-03-15T00:00:00Z", T])
+    applied = open_store()
+    assert "churn_v1" in applied.objects.training_views
+    stamps = ["2024-03-10", "2024-03-20T06:00:00Z", T, "2023-01-01", T, "2024-03-15T00:00:00Z"]
+    entities = pd.DataFrame(
+        {
+            "member_id": ["m1", "m2", "m1", "m2", "ghost", "m1"],
+            "event_timestamp": pd.to_datetime(stamps, utc=True, format="ISO8601"),
+        }
+    )
+    via_view = historical_frame(applied, "churn_v1", entities)
+    via_families = historical_frame(applied, "churn_v1", entities, family_views=True)
+    assert_same_values(via_view, via_families)
+    assert via_view["member_id"].tolist() == entities["member_id"].tolist()
+    assert via_view["rfm__orders_lifetime"].notna().sum() >= 3  # real values, not all null
+
+
+def test_no_training_table_when_family_rows_differ(tmp_path: Path) -> None:
+    from loyalty_ml.features.config import FeaturesConfig, StoreConfig
+    from loyalty_ml.features.tables import Manifest, training_table_file, write_training_tables
+
+    config = FeaturesConfig(store=StoreConfig(services={"s": ["rfm", "static"]}))
+    t = pd.Timestamp(T)
+    rfm = pd.DataFrame({"member_id": ["a", "b"], "event_timestamp": [t, t], "rfm__x": [1.0, 2.0]})
+    static = pd.DataFrame({"member_id": ["a", "b"], "event_timestamp": [t, t], "static__y": [3, 4]})
+    manifest = Manifest()
+    write_training_tables(manifest, {"rfm": rfm, "static": static}, tmp_path, config)
+    table = pd.read_parquet(training_table_file("s", tmp_path))
+    assert list(table.columns) == ["member_id", "event_timestamp", "rfm__x", "static__y"]
+    assert manifest.training["s"].columns == {"rfm__x": "Float64", "static__y": "Int64"}
+    # One family holds another instant (e.g. rebuilt alone): no side-by-side table.
+    shifted = static.assign(event_timestamp=[t, t - pd.Timedelta(days=1)])
+    manifest = Manifest()
+    write_training_tables(manifest, {"rfm": rfm, "static": shifted}, tmp_path, config)
+    assert manifest.training == {}
+    assert not training_table_file("s", tmp_path).exists()

@@ -22,6 +22,11 @@ def view_name(family: str) -> str:
     return "product_stats" if family == PRODUCT_FAMILY else f"member_{family}"
 
 
+def training_view_name(service: str) -> str:
+    """The offline-only view over a service's training table (``tables.write_training_tables``)."""
+    return f"{service}_training"
+
+
 @dataclass
 class FeastObjects:
     entities: dict[str, object] = field(default_factory=dict)
@@ -29,6 +34,8 @@ class FeastObjects:
     views: dict[str, object] = field(default_factory=dict)
     services: dict[str, object] = field(default_factory=dict)
     unavailable: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Feature service -> its offline-only training view (never materialized, never read online).
+    training_views: dict[str, object] = field(default_factory=dict)
 
     def all(self) -> list[object]:
         return [
@@ -36,7 +43,13 @@ class FeastObjects:
             *self.sources.values(),
             *self.views.values(),
             *self.services.values(),
+            *(v.batch_source for v in self.training_views.values()),
+            *self.training_views.values(),
         ]
+
+    def view_names(self) -> set[str]:
+        """Every view to register: the families' and the training views."""
+        return {*self.views, *(v.name for v in self.training_views.values())}
 
 
 def feast_objects(
@@ -86,6 +99,22 @@ def feast_objects(
             schema=[Field(name=col, dtype=types[kind]) for col, kind in table.columns.items()],
             online=True,
             tags={"family": family},
+        )
+    for service, table in manifest.training.items():
+        name = training_view_name(service)
+        out.training_views[service] = FeatureView(
+            name=name,
+            entities=[member],
+            ttl=ttl,
+            source=FileSource(
+                name=f"{name}_source",
+                path=table.path,
+                timestamp_field="event_timestamp",
+                description=f"the families of {service} side by side, for training sets",
+            ),
+            schema=[Field(name=col, dtype=types[kind]) for col, kind in table.columns.items()],
+            online=False,
+            tags={"training_for": service},
         )
     services = dict(config.store.services)
     services[PRODUCT_SERVICE] = [PRODUCT_FAMILY]

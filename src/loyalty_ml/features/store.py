@@ -114,7 +114,7 @@ def apply_repo(
     """Register the built feature tables' objects (and drop views whose table is gone)."""
     store = get_store(profile, project, home)
     objects = feast_objects(require_manifest(home), home=home)
-    keep = {v for v in objects.views}
+    keep = objects.view_names()
     stale_views = [fv for fv in store.list_feature_views() if fv.name not in keep]
     keep_services = set(objects.services)
     stale_services = [s for s in store.list_feature_services() if s.name not in keep_services]
@@ -133,7 +133,7 @@ def open_store(
     store = get_store(profile, project, home)
     objects = feast_objects(require_manifest(home), home=home)
     registered = {fv.name for fv in store.list_feature_views()}
-    if registered != set(objects.views):
+    if registered != objects.view_names():
         return apply_repo(profile, project, home)
     return AppliedStore(store, objects)
 

@@ -38,6 +38,11 @@ def features_dir(home: Path | None = None) -> Path:
     return Path(home) / "features"
 
 
+def training_table_file(service: str, home: Path | None = None) -> Path:
+    """A feature service's member families side by side (one source for training sets)."""
+    return features_dir(home) / "tables" / "member" / f"training_{service}.parquet"
+
+
 def table_file(family: str, home: Path | None = None) -> Path:
     entity = "product" if family == PRODUCT_FAMILY else "member"
     name = "product_stats" if family == PRODUCT_FAMILY else f"member_{family}"
@@ -68,6 +73,8 @@ class Manifest:
     dataset: str = ""
     tables: dict[str, FamilyTable] = field(default_factory=dict)
     absent: dict[str, str] = field(default_factory=dict)
+    # Feature service -> its training table (``write_training_tables``).
+    training: dict[str, FamilyTable] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)  # key order = column order
@@ -76,7 +83,8 @@ class Manifest:
     def from_json(cls, text: str) -> Manifest:
         raw = json.loads(text)
         tables = {k: FamilyTable(**v) for k, v in raw.pop("tables", {}).items()}
-        return cls(tables=tables, **raw)
+        training = {k: FamilyTable(**v) for k, v in raw.pop("training", {}).items()}
+        return cls(tables=tables, training=training, **raw)
 
 
 def manifest_path(home: Path | None = None) -> Path:
@@ -160,11 +168,14 @@ def write_feature_tables(
         frame = build_member_snapshots(dataset, instants, families=families, config=config)
     frame = to_offline_frame(frame)
     manifest = Manifest(dataset=dataset.name, absent=dict(status.absent))
+    written = {}
     for fam, part in split_families(frame, families).items():
         path = table_file(fam, home)
         merged = part if replace else _merge_snapshots(path, part, "member_id")
         _write(merged, path)
         manifest.tables[fam] = _describe(merged, "member", path, "member_id")
+        written[fam] = merged
+    write_training_tables(manifest, written, home, config)
     for fam in status.absent:
         stale = table_file(fam, home)
         if stale.exists():
@@ -183,6 +194,43 @@ def write_feature_tables(
     mpath.parent.mkdir(parents=True, exist_ok=True)
     mpath.write_text(manifest.to_json(), encoding="utf-8")
     return manifest
+
+
+def write_training_tables(
+    manifest: Manifest,
+    family_frames: dict[str, pd.DataFrame],
+    home: Path | None = None,
+    config: FeaturesConfig | None = None,
+) -> None:
+    """Per feature service, its member families' columns side by side in one table (recorded in
+    ``manifest.training``): Feast's point-in-time join then runs once per training set instead of
+    once per family (see ``definitions.training_view_name``).
+
+    Only where the families' tables hold exactly the same (member, instant) rows, so the one
+    join returns what the per-family joins return; otherwise no table, and training sets use the
+    service's family views.
+    """
+    config = config or load_features_config()
+    key = ["member_id", "event_timestamp"]
+    for service, families in config.store.services.items():
+        path = training_table_file(service, home)
+        present = [f for f in families if f in family_frames]
+        frames = [family_frames[f] for f in present]
+        aligned = bool(frames) and all(
+            len(f) == len(frames[0]) and f[key].equals(frames[0][key]) for f in frames[1:]
+        )
+        if not aligned:
+            path.unlink(missing_ok=True)
+            continue
+        table = pd.concat(
+            [frames[0][key], *(f.drop(columns=key) for f in frames)], axis=1, copy=False
+        )
+        _write(table, path)
+        manifest.training[service] = _describe(table, "member", path, "member_id")
+    known = {training_table_file(s, home) for s in manifest.training}
+    for stale in training_table_file("*", home).parent.glob(training_table_file("*", home).name):
+        if stale not in known:
+            stale.unlink()
 
 
 def _describe(frame: pd.DataFrame, entity: str, path: Path, key: str) -> FamilyTable:

@@ -8,7 +8,9 @@ computed from data at or before that row's timestamp.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from loyalty_ml.contract.io import Dataset
@@ -94,6 +96,19 @@ def training_set(
     else:
         write_feature_tables(dataset, entities=entities, home=home)
     applied = applied or apply_repo(home=home)
+    return historical_frame(applied, service, entities), applied.unavailable(service)
+
+
+def historical_frame(
+    applied: AppliedStore, service: str, entities: pd.DataFrame, family_views: bool = False
+) -> pd.DataFrame:
+    """``member_id``, ``event_timestamp``, then the service's features as of each entity row,
+    through Feast's ``get_historical_features``; rows in the entities' order.
+
+    The service's training view (its families side by side, ``tables.write_training_tables``)
+    when it exists: one point-in-time join instead of one per family view.
+    ``family_views=True`` asks Feast for the feature service itself (one join per family).
+    """
     store = applied.store
     try:
         feature_service = store.get_feature_service(service)
@@ -102,14 +117,24 @@ def training_set(
             f"feature service {service} has no available features "
             f"({applied.unavailable(service) or 'unknown service'})"
         ) from exc
-    entity_df = entities.reset_index(drop=True).copy()
-    entity_df[ROW] = range(len(entity_df))
+    entity_df = entities[["member_id", "event_timestamp"]].reset_index(drop=True).copy()
+    entity_df[ROW] = np.arange(len(entity_df))
     entity_df["event_timestamp"] = entity_df["event_timestamp"].astype("datetime64[us, UTC]")
-    frame = store.get_historical_features(entity_df=entity_df, features=feature_service).to_df()
     # The pipeline's column order (the registry may hand features back sorted by name).
     views = applied.objects.views
     ours = applied.objects.services.get(service, feature_service)
     ordered = [f.name for p in ours.feature_view_projections for f in views[p.name].features]
-    frame = frame.sort_values(ROW).reset_index(drop=True)
+    training_view = applied.objects.training_views.get(service)
+    refs: Any = feature_service
+    if (
+        not family_views
+        and training_view is not None
+        and [f.name for f in training_view.features] == ordered
+    ):
+        refs = [f"{training_view.name}:{name}" for name in ordered]
+    frame = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
+    rows = frame[ROW].to_numpy()
     frame = frame[["member_id", "event_timestamp", *ordered]]
-    return frame, applied.unavailable(service)
+    if not (rows[1:] > rows[:-1]).all():
+        frame = frame.take(np.argsort(rows, kind="stable"))
+    return frame.reset_index(drop=True)
