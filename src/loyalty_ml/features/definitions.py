@@ -27,6 +27,22 @@ def training_view_name(service: str) -> str:
     return f"{service}_training"
 
 
+def service_views(
+    manifest: Manifest, config: FeaturesConfig
+) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Per feature service: its views whose table was built (in the service's order) and the
+    families it would use but cannot, with the reason. Pure: Feast's objects and the Feast-free
+    online layout (``online_layout``) both take the services from here."""
+    services = dict(config.store.services)
+    services[PRODUCT_SERVICE] = [PRODUCT_FAMILY]
+    out: dict[str, tuple[list[str], dict[str, str]]] = {}
+    for service, families in services.items():
+        built = [f for f in families if f in manifest.tables]
+        missing = {f: manifest.absent.get(f, "not built") for f in families if f not in built}
+        out[service] = ([view_name(f) for f in built], missing)
+    return out
+
+
 @dataclass
 class FeastObjects:
     entities: dict[str, object] = field(default_factory=dict)
@@ -116,15 +132,7 @@ def feast_objects(
             online=False,
             tags={"training_for": service},
         )
-    services = dict(config.store.services)
-    services[PRODUCT_SERVICE] = [PRODUCT_FAMILY]
-    for service, families in services.items():
-        present = [view_name(f) for f in families if view_name(f) in out.views]
-        missing = {
-            f: manifest.absent.get(f, "not built")
-            for f in families
-            if view_name(f) not in out.views
-        }
+    for service, (present, missing) in service_views(manifest, config).items():
         out.unavailable[service] = missing
         tags = {"unavailable": ",".join(sorted(missing))} if missing else {}
         tags.update({f"unavailable.{f}": why for f, why in missing.items()})

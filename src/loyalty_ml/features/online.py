@@ -10,9 +10,10 @@ return exactly the same dictionary (``tests/features/test_online.py`` proves it)
 - ``memory``: a warm columnar copy of the values last materialized (read from the same feature
   tables at the materialized instant), indexed by member id; no I/O per request.
 
-``backend="feast"`` delegates to Feast itself. Call ``freeze_gc()`` once after start-up: it moves
-everything loaded so far out of the garbage collector's generations, which removes the long
-full-collection pauses.
+``backend="feast"`` delegates to Feast itself. With ``layout=`` (``online_layout``) the reader is
+built without Feast: no import of it, no registry read (the serving workers' start). Call
+``freeze_gc()`` once after start-up: it moves everything loaded so far out of the garbage
+collector's generations, which removes the long full-collection pauses.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import pandas as pd
 
 from loyalty_ml.errors import LoyaltyError, MissingDataError
 from loyalty_ml.features import online_format as fmt
-from loyalty_ml.features.materialize import JOIN_KEYS, latest_rows, read_state
+from loyalty_ml.features.materialize import latest_rows, read_state
+from loyalty_ml.features.online_layout import OnlineLayout, layout_from_applied
 from loyalty_ml.features.store import AppliedStore, open_store
 
 _unpack_double = struct.Struct("<d").unpack_from
@@ -78,29 +80,29 @@ class OnlineFeatureReader:
         project: str | None = None,
         home: Path | None = None,
         redis_timeouts_ms: tuple[int, int] | None = None,
+        layout: OnlineLayout | None = None,
     ) -> None:
         """``redis_timeouts_ms``: (connect, read) limits and no retries for the Redis backend
-        (a service must fail fast when the store is down); ``None`` keeps redis-py's defaults."""
+        (a service must fail fast when the store is down); ``None`` keeps redis-py's defaults.
+        ``layout``: read without Feast (``online_layout.layout_from_manifest``); the ``feast``
+        backend then is not available."""
         self._redis_timeouts_ms = redis_timeouts_ms
-        self.applied = applied or open_store(profile, project, home)
-        self.store = self.applied.store
-        try:
+        self.applied: AppliedStore | None = None
+        self.store: Any = None
+        self.service: Any = None
+        if layout is None:
+            self.applied = applied or open_store(profile, project, home)
+            self.store = self.applied.store
+            layout = layout_from_applied(self.applied, service)
             self.service = self.store.get_feature_service(service)
-        except Exception as exc:  # Feast raises its own not-found type
-            raise MissingDataError(f"feature service {service} is not registered") from exc
+        self.spec = layout
         self.service_name = service
-        self.unavailable = self.applied.unavailable(service)
-        views = {v.name: v for v in self.applied.objects.views.values()}
+        self.unavailable = layout.unavailable
         # (view name, [(feature, type)]) in the service's order.
-        self.layout: list[tuple[str, list[tuple[str, str]]]] = []
-        for proj in self.service.feature_view_projections:
-            view = views[proj.name]
-            feats = [(f.name, str(f.dtype)) for f in proj.features]
-            self.layout.append((view.name, feats))
-        entity = "product" if self.layout and self.layout[0][0] == "product_stats" else "member"
-        self.join_key = JOIN_KEYS[entity]
-        self.feature_names = [f for _, feats in self.layout for f, _ in feats]
-        kind = self.store.config.online_store.type
+        self.layout = [(view, list(feats)) for view, feats in layout.views]
+        self.join_key = layout.join_key
+        self.feature_names = layout.feature_names
+        kind = layout.store_type
         if backend == "auto":
             backend = "redis" if kind == "redis" else "memory"
         self.backend = backend
@@ -112,6 +114,8 @@ class OnlineFeatureReader:
             self._init_memory(home)
         elif backend != "feast":
             raise LoyaltyError(f"unknown online backend {backend!r} (auto, redis, memory, feast)")
+        elif self.store is None:
+            raise LoyaltyError("backend feast needs Feast's store: build the reader without layout")
 
     # ---------------------------------------------------------------- Feast itself
     def _get_feast(self, ids: Sequence[str]) -> dict[str, list[Any]]:
@@ -120,15 +124,12 @@ class OnlineFeatureReader:
 
     # ---------------------------------------------------------------- Redis
     def _init_redis(self) -> None:
-        from feast.infra.online_stores.helpers import _mmh3
-
-        conn = self.store.config.online_store.connection_string.split(",")[0]
-        host, _, port = conn.partition(":")
-        self._redis = redis_client(host or "127.0.0.1", int(port or 6379), self._redis_timeouts_ms)
-        self._project = self.store.project.encode()
+        host, port = self.spec.redis_target()
+        self._redis = redis_client(host, port, self._redis_timeouts_ms)
+        self._project = self.spec.project.encode()
         fields: list[bytes] = []
         for view, feats in self.layout:
-            fields += [_mmh3(f"{view}:{name}") for name, _ in feats]
+            fields += [fmt.field_hash(f"{view}:{name}") for name, _ in feats]
             fields.append(f"_ts:{view}".encode())
         self._fields = fields
         self._getters: dict[tuple[bytes, ...], operator.itemgetter] = {}
@@ -234,16 +235,15 @@ class OnlineFeatureReader:
 
     # ---------------------------------------------------------------- warm copy
     def _init_memory(self, home: Path | None) -> None:
-        state = read_state(self.store.project, home)
+        state = read_state(self.spec.project, home)
         if state is None:
             raise MissingDataError(
-                f"nothing materialized for project {self.store.project}: "
+                f"nothing materialized for project {self.spec.project}: "
                 "run `loyalty features materialize` first"
             )
         self.as_of = pd.Timestamp(state["as_of"])
-        views = self.applied.objects.views
         frames = {
-            view: latest_rows(views[view].batch_source.path, self.as_of, self.join_key)
+            view: latest_rows(self.spec.sources[view], self.as_of, self.join_key)
             for view, _ in self.layout
         }
         ids = pd.Index(
@@ -310,7 +310,7 @@ class OnlineFeatureReader:
         """
         if self.backend == "memory":
             return list(self._index)
-        kind = self.store.config.online_store.type
+        kind = self.spec.store_type
         head = fmt.entity_key(self.join_key, "")[:-4]  # key bytes before the id's length
         if kind == "redis":
             if not hasattr(self, "_redis"):
@@ -322,11 +322,11 @@ class OnlineFeatureReader:
         elif kind == "sqlite":
             import sqlite3
 
-            conn = sqlite3.connect(self.store.config.online_store.path)
+            conn = sqlite3.connect(self.spec.online_store["path"])
             try:
                 found: set[bytes] = set()
                 for view, _ in self.layout:
-                    table = f'"{self.store.project}_{view}"'
+                    table = f'"{self.spec.project}_{view}"'
                     try:
                         found.update(
                             r[0] for r in conn.execute(f"SELECT DISTINCT entity_key FROM {table}")
@@ -413,8 +413,4 @@ def _decode(raw: bytes | None, kind: str) -> Any:
         return None
     if kind == "Float64" and len(raw) == 9 and raw[0] == fmt.DOUBLE_TAG:
         return _unpack_double(raw, 1)[0]
-    from feast.protos.feast.types.Value_pb2 import Value
-
-    val = Value.FromString(raw)
-    which = val.WhichOneof("val")
-    return None if which is None else getattr(val, which)
+    return fmt.decode_value(raw)

@@ -70,6 +70,57 @@ def entity_keys(join_key: str, values: Sequence[str], suffix: bytes = b"") -> li
     return out
 
 
+def field_hash(name: str) -> bytes:
+    """The Redis hash field of ``"view:feature"``: Feast's ``_mmh3`` (murmur3-32, little endian),
+    without importing Feast."""
+    import mmh3  # Feast's own dependency for this very hash
+
+    return struct.pack("<I", mmh3.hash(name, signed=False))
+
+
+_STRING_TAG, _INT64_TAG, _INT32_TAG, _BOOL_TAG = 0x12, 0x20, 0x18, 0x38
+
+
+def _varint(raw: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = raw[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def decode_value(raw: bytes) -> object:
+    """One serialized ``feast.types.Value`` as Feast's ``to_dict()`` gives it, for the scalar
+    kinds features are stored as (double, int64, int32, bool, string); other kinds go through
+    Feast's protobuf class (imported only then)."""
+    if not raw:
+        return None
+    tag = raw[0]
+    try:
+        if tag == DOUBLE_TAG and len(raw) == 9:
+            return struct.unpack_from("<d", raw, 1)[0]
+        if tag in (_INT64_TAG, _INT32_TAG):
+            value, end = _varint(raw, 1)
+            if end == len(raw):
+                return value - (1 << 64) if value >= 1 << 63 else value
+        elif tag == _BOOL_TAG and len(raw) == 2:
+            return bool(raw[1])
+        elif tag == _STRING_TAG:
+            length, start = _varint(raw, 1)
+            if start + length == len(raw):
+                return raw[start:].decode("utf-8")
+    except IndexError:  # truncated: let protobuf say what it is
+        pass
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    val = Value.FromString(raw)
+    which = val.WhichOneof("val")
+    return None if which is None else getattr(val, which)
+
+
 def _proto_bytes(kind: str, value: object) -> bytes:
     from feast.protos.feast.types.Value_pb2 import Value
 
