@@ -5,7 +5,8 @@ served by the lean FastAPI app (field notes: BentoML's own API path stalls on GC
 near 2k RPS), mounted at ``/`` so the public paths are exactly the contract's. BentoML's own
 probes and metrics move under ``/bentoml/`` (``path_prefix``) so ``/healthz``, ``/readyz`` and
 ``/metrics`` are the app's, with component-level readiness. Nothing heavy happens at import:
-models load in the app's lifespan, once per worker.
+the app itself is imported in each worker when its lifespan starts (``DeferredApp``), and models
+load in the app's lifespan, once per worker.
 
     bentoml serve serving.service:LoyaltyService      # or: loyalty serve
 """
@@ -19,10 +20,7 @@ os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 
 import bentoml
 
-from loyalty_ml.serving.app import create_app
-from loyalty_ml.serving.bento import mount_at_root, service_options
-
-api = create_app()
+from loyalty_ml.serving.bento import DeferredApp, mount_at_root, service_options
 
 
 @bentoml.service(**service_options())
@@ -30,4 +28,4 @@ class LoyaltyService:
     """loyalty-ml: churn risk, benefits and recommendations with the loyalty rules applied."""
 
 
-mount_at_root(LoyaltyService, api, name="loyalty_api")
+mount_at_root(LoyaltyService, DeferredApp(), name="loyalty_api")

@@ -46,11 +46,13 @@ def main() -> None:
                 pass
             time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the server exited by itself (reported below)
+            pass
     load = os.getloadavg()
     if ready is None:
         print(f"{args.engine}: not ready after {args.timeout} s; last /readyz: {last}")

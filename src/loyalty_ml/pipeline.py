@@ -15,14 +15,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from loyalty_ml.contract.io import Dataset
 from loyalty_ml.errors import LoyaltyError, MissingDataError
 from loyalty_ml.settings import get_settings
-from loyalty_ml.timeutil import to_utc
+
+if TYPE_CHECKING:  # not at import: `loyalty serve` reads the manifest without loading pandas
+    import pandas as pd
+
+    from loyalty_ml.contract.io import Dataset
 
 STAGES = ("features", "churn", "recs", "benefits")
 MANIFEST_NAME = "pipeline.json"
@@ -173,6 +174,8 @@ def run_pipeline(
     on_stage: Callable[[str], None] | None = None,
 ) -> PipelineResult:
     """Run ``stages`` in order on a validated ``dataset`` and write the serving manifest."""
+    from loyalty_ml.timeutil import to_utc
+
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         raise LoyaltyError(f"unknown pipeline stage(s) {', '.join(unknown)}; known: {STAGES}")

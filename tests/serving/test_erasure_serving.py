@@ -148,11 +148,12 @@ def test_no_tracking_store_means_no_champion_without_asking_mlflow(
     loyalty_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from loyalty_ml.serving import adapters
+    from loyalty_ml.serving.resolve import resolve_champions
     from loyalty_ml.settings import get_settings
 
     if not str(get_settings().tracking_uri).startswith("sqlite:///"):
         pytest.skip("the local profile's SQLite tracking store is not configured")
-    resolved = adapters.resolve_champions("demo", loyalty_home / "champions")
+    resolved = resolve_champions("demo", loyalty_home / "champions")
     assert resolved["via"] == "sqlite"
     assert resolved["champions"]["churn-demo"] == {
         "error": "no champion for 'churn-demo': train one (`loyalty train ...`) so it gets the alias"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from loyalty_ml.cli.common import console, friendly_errors, out
+
+if TYPE_CHECKING:  # pandas costs ~1.5 s to import: not at every `loyalty` command's start
+    import pandas as pd
 
 app = typer.Typer(
     help="Experiments as files: run variants over time folds into MLflow, compare with CIs.",

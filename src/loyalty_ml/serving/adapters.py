@@ -22,8 +22,6 @@ Champions are always ``models:/<kind>-<dataset>@champion`` (``tracking.champion_
 from __future__ import annotations
 
 import importlib
-import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from loyalty_ml.serving.resolve import no_champion
 from loyalty_ml.tracking import champion_uri, registered_model_name
 
 
@@ -68,104 +67,8 @@ def _champion_version(name: str) -> str:
     try:
         version = mlflow.MlflowClient().get_model_version_by_alias(name, "champion")
     except MlflowException as exc:
-        raise AdapterMissing(_no_champion(name)) from exc
+        raise AdapterMissing(no_champion(name)) from exc
     return f"{name}/{version.version}"
-
-
-CHAMPION_KINDS = ("churn", "recs", "benefits")
-RESOLVED_ENV = "LOYALTY_CHAMPIONS_FILE"  # set by `loyalty serve` for its workers
-
-
-def resolve_champions(dataset: str, dest: Path) -> dict[str, Any]:
-    """Resolve every ``<kind>-<dataset>@champion`` once and copy its artifacts under ``dest``.
-
-    ``loyalty serve`` calls this in the parent, before any worker starts, and hands the workers
-    the result (``RESOLVED_ENV`` → a JSON file): workers then load local files and never contact
-    MLflow at start (first contact + alias lookups cost ~10 s per worker here). A missing champion
-    is recorded with its message, so readiness still says why."""
-    names = [registered_model_name(kind, dataset) for kind in CHAMPION_KINDS]
-    fast = _sqlite_champions(names)
-    if fast is not None:
-        return {"dataset": dataset, "champions": fast, "via": "sqlite"}
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from loyalty_ml.tracking import configure_mlflow
-
-    configure_mlflow()
-    client = mlflow.MlflowClient()
-    out: dict[str, Any] = {"dataset": dataset, "champions": {}, "via": "mlflow"}
-    for kind in CHAMPION_KINDS:
-        name = registered_model_name(kind, dataset)
-        try:
-            version = client.get_model_version_by_alias(name, "champion").version
-        except MlflowException:
-            out["champions"][name] = {"error": _no_champion(name)}
-            continue
-        local = dest / name / str(version)
-        done = local / ".complete"
-        if not done.is_file():  # an earlier start copied this version already: reuse it
-            local.mkdir(parents=True, exist_ok=True)
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}", dst_path=str(local)
-            )
-            done.touch()
-        out["champions"][name] = {"version": f"{name}/{version}", "path": str(local)}
-    return out
-
-
-def _sqlite_champions(names: list[str]) -> dict[str, Any] | None:
-    """The local profile's shortcut: aliases and artifact folders read straight from MLflow's
-    SQLite tracking store (read-only; ~10 ms instead of ~10 s for importing MLflow and opening
-    the store). Only when every found version's artifacts are a local folder; None on anything
-    unexpected (another store, another schema): the caller then asks MLflow itself."""
-    import sqlite3
-    from urllib.parse import unquote, urlparse
-
-    from loyalty_ml.settings import get_settings
-
-    uri = str(get_settings().tracking_uri)
-    if not uri.startswith("sqlite:///"):
-        return None
-    db = Path(uri.removeprefix("sqlite:///"))
-    if not db.is_file():  # no tracking store at all: nothing was ever registered here
-        return {name: {"error": _no_champion(name)} for name in names}
-    out: dict[str, Any] = {}
-    try:
-        with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True) as conn:
-            for name in names:
-                row = conn.execute(
-                    "SELECT v.version, v.storage_location FROM registered_model_aliases a "
-                    "JOIN model_versions v ON v.name = a.name AND v.version = a.version "
-                    "WHERE a.name = ? AND a.alias = 'champion'",
-                    (name,),
-                ).fetchone()
-                if row is None:
-                    out[name] = {"error": _no_champion(name)}
-                    continue
-                location = urlparse(str(row[1] or ""))
-                local = Path(unquote(location.path))
-                if location.scheme != "file" or not local.is_dir():
-                    return None
-                out[name] = {"version": f"{name}/{row[0]}", "path": str(local)}
-    except sqlite3.Error:
-        return None
-    return out
-
-
-def read_resolved() -> dict[str, Any] | None:
-    """What the parent resolved (``RESOLVED_ENV``), or None (then workers ask MLflow)."""
-    path = os.environ.get(RESOLVED_ENV)
-    if not path:
-        return None
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _no_champion(name: str) -> str:
-    return f"no champion for {name!r}: train one (`loyalty train ...`) so it gets the alias"
 
 
 def _local_source(kind: str, path: Path) -> Path:
@@ -243,10 +146,13 @@ def open_online_store(connect_timeout_ms: int = 50, read_timeout_ms: int = 50) -
     """The active profile's online feature reader (SQLite locally, Redis in production).
 
     A Redis reader gets a fail-fast client (bounded connect/read timeouts, no retries): a stalled
-    read blocks the event loop, which the request timeout cannot interrupt.
+    read blocks the event loop, which the request timeout cannot interrupt. The reader is built
+    from the feature-table manifest (``online_layout``), without Feast: importing Feast and
+    reading its registry took ~8-10 s of each worker's start here.
     """
+    layout = _attr("loyalty_ml.features.online_layout", "layout_from_manifest")("churn_v1")
     reader = _attr("loyalty_ml.features.online", "OnlineFeatureReader")(
-        service="churn_v1", redis_timeouts_ms=(connect_timeout_ms, read_timeout_ms)
+        service="churn_v1", redis_timeouts_ms=(connect_timeout_ms, read_timeout_ms), layout=layout
     )
     return OnlineFeatures(reader)
 

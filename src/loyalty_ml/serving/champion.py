@@ -27,6 +27,7 @@ from loyalty_ml.serving import adapters, campaign_ops
 from loyalty_ml.serving.adapters import AdapterMissing, Loaded
 from loyalty_ml.serving.backend import NotReady, UnknownMember
 from loyalty_ml.serving.config import ServingConfig
+from loyalty_ml.serving.resolve import read_resolved
 from loyalty_ml.serving.schemas import (
     AtRiskRequest,
     AtRiskResponse,
@@ -232,7 +233,7 @@ class ChampionBackend:
         self.dataset = dataset = self._dataset_name(manifest)
         # At start, the champions ``loyalty serve`` resolved once for all workers (no MLflow
         # here); on /admin/reload, MLflow itself (the aliases may have moved).
-        resolved = adapters.read_resolved() if generation == 1 else None
+        resolved = read_resolved() if generation == 1 else None
         churn = _try(messages, "churn_model", adapters.load_churn, dataset, resolved)
         recs = _try(messages, "recs_model", adapters.load_recommender, dataset, resolved)
         benefits = _try(messages, "benefit_model", adapters.load_benefits, dataset, resolved)

@@ -46,13 +46,13 @@ def prepare_keys(config: ServingConfig) -> str:
 def prepare_champions(dataset: str | None = None) -> tuple[str | None, str]:
     """Resolve the champions once, here, before workers start; ``(file, line to print)``.
 
-    Workers read the file (``adapters.RESOLVED_ENV``) and load local artifacts without contacting
+    Workers read the file (``resolve.RESOLVED_ENV``) and load local artifacts without contacting
     MLflow. If resolving fails altogether (no MLflow store at all), workers fall back to asking
     MLflow themselves and readiness reports what they find."""
     import json
 
     from loyalty_ml.pipeline import read_manifest
-    from loyalty_ml.serving import adapters
+    from loyalty_ml.serving.resolve import resolve_champions
 
     dataset = (
         dataset
@@ -62,7 +62,7 @@ def prepare_champions(dataset: str | None = None) -> tuple[str | None, str]:
     )
     dest = get_settings().path("serving", "champions")
     try:
-        resolved = adapters.resolve_champions(dataset, dest)
+        resolved = resolve_champions(dataset, dest)
     except Exception as exc:  # workers will try MLflow themselves and report
         return None, f"champions: not resolved up front ({type(exc).__name__}); workers will ask"
     path = dest.parent / "champions.json"
@@ -85,7 +85,7 @@ def server_env(workers: int, champions_file: str | None = None) -> dict[str, str
     env["LOYALTY_HOME"] = str(get_settings().home_dir)  # workers share the parent's state dir
     env.pop("LOYALTY_CHAMPIONS_FILE", None)
     if champions_file:
-        env["LOYALTY_CHAMPIONS_FILE"] = champions_file  # adapters.RESOLVED_ENV
+        env["LOYALTY_CHAMPIONS_FILE"] = champions_file  # resolve.RESOLVED_ENV
     return env
 
 
