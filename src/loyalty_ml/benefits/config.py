@@ -64,7 +64,9 @@ class BenefitsConfig(_Strict):
     conversion_value: float | None = Field(default=None, gt=0.0)
     cost_overrides: dict[str, float] = Field(default_factory=dict)
     exploration: float = Field(default=0.0, ge=0.0, lt=1.0)
-    learners: list[Literal["t", "x", "dr", "to"]] = Field(default_factory=lambda: ["t", "x", "dr"])
+    learners: list[Literal["t", "x", "dr", "to", "m"]] = Field(
+        default_factory=lambda: ["t", "x", "dr"]
+    )
     ensemble: bool = True
     validation_share: float = Field(default=0.3, gt=0.0, lt=0.9)
     cross_fit_folds: int = Field(default=3, ge=2)

@@ -1,4 +1,5 @@
-"""Multi-arm meta-learners on LightGBM: T-, X-, DR- and transformed-outcome learner.
+"""Multi-arm meta-learners on LightGBM: T-, X-, DR-, transformed-outcome and shared-baseline
+multiplicative learner.
 
 Every learner is fitted on one logged outcome (``y``) with the arm actually offered and its logged
 propensity, and predicts an ``(n, n_arms)`` matrix of incremental effects versus control (column 0,
@@ -19,8 +20,8 @@ from numpy.typing import NDArray
 
 from loyalty_ml.errors import LoyaltyError
 
-LearnerName = Literal["t", "x", "dr", "to"]
-LEARNERS: tuple[LearnerName, ...] = ("t", "x", "dr", "to")
+LearnerName = Literal["t", "x", "dr", "to", "m"]
+LEARNERS: tuple[LearnerName, ...] = ("t", "x", "dr", "to", "m")
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "n_estimators": 150,
@@ -248,6 +249,59 @@ def fit_to(f: _Fit) -> UpliftModel:
     return UpliftModel("to", f.arms, f.mu(0), effects)
 
 
+class _ScaledBaseline:
+    """``mu_k(x)`` of the multiplicative learner: the shared baseline times the arm's multiplier
+    (log link), or plus the arm's shift (identity link, outcomes with negative values)."""
+
+    def __init__(self, baseline: Any, shift: float, log_link: bool) -> None:
+        self.baseline, self.shift, self.log_link = baseline, shift, log_link
+
+    def predict(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        raw = np.asarray(self.baseline.predict(X, raw_score=True), dtype=np.float64)
+        return np.exp(raw + self.shift) if self.log_link else raw + self.shift
+
+
+def fit_m(f: _Fit) -> UpliftModel:
+    """Shared-baseline multiplicative learner: one outcome model on *every* row (IPW weights, so
+    each arm counts as the whole population; Poisson log link for non-negative outcomes), then one
+    multiplier per arm, ``mu_k(x) = b(x) * exp(c_k)`` with ``c_k`` the log ratio of the arm's
+    weighted outcome to the baseline's prediction on the arm's rows. Effect =
+    ``b(x) * (exp(c_k) - exp(c_0))``: proportional to the member's baseline.
+
+    Why: effects of offers on purchase rates scale with how much the member buys. A T-learner
+    fits one model per arm on a few hundred to a few thousand rows each; with the regularisation
+    that needs, the small arms' models are much smoother than the control model and their
+    difference is *anti*-correlated with the true effect (measured on the simulator: correlation
+    -0.28 on average over 11 benefits with 8k members). Here every arm shares the baseline, so
+    the effect ranking is the baseline's ranking, estimated on all rows; the price is that
+    member-level differences in the *relative* effect are not modelled (per-arm correction
+    trees on top of ``b(x)`` were measured: noisier, lower policy value at 8k and 20k members).
+    """
+    y, w = f.y, f.w
+    log_link = bool(np.all(y >= 0))
+    params = {**f.params, "objective": "poisson" if log_link else "regression"}
+    if len(np.unique(y)) < 2:
+        const = _Constant(float(y[0]) if len(y) else 0.0)  # no outcome variation: no effect
+        return UpliftModel(
+            "m", f.arms, const, {a: [(1.0, const), (-1.0, const)] for _, a in f.treated()}
+        )
+    base = _regressor(params)
+    base.fit(f.X, y, sample_weight=w / w.mean())
+    raw = np.asarray(base.predict(f.X, raw_score=True), dtype=np.float64)
+    mus: list[Any] = []
+    for m in f.masks:
+        if log_link:
+            num = float((w[m] * y[m]).sum())
+            den = float((w[m] * np.exp(raw[m])).sum())
+            # An arm with no positive outcome: a tiny multiplier rather than log(0).
+            shift = float(np.log(max(num, 1e-12 * den) / den)) if den > 0 else 0.0
+        else:
+            shift = float(np.average(y[m] - raw[m], weights=w[m]))
+        mus.append(_ScaledBaseline(base, shift, log_link))
+    effects = {a: [(1.0, mus[j]), (-1.0, mus[0])] for j, a in f.treated()}
+    return UpliftModel("m", f.arms, mus[0], effects)
+
+
 def fit_learner(
     kind: LearnerName,
     X: pd.DataFrame,
@@ -276,6 +330,8 @@ def fit_learner(
         return fit_x(f)
     if kind == "to":
         return fit_to(f)
+    if kind == "m":
+        return fit_m(f)
     return fit_dr(f, folds=folds, seed=seed)
 
 
