@@ -448,6 +448,9 @@ def bench_simulator(members: int, seed: int, cfg: Any) -> dict[str, Any]:
     oracle = np.where(tn.max(axis=1) > 0, tn.argmax(axis=1), 0)
     singles = {a: value(np.where(elig[:, j], j, 0)) for j, a in enumerate(arms) if j}
     best_single = max(singles.values())
+    # Uniformly random allowed arm (none included); no contact is 0 by definition.
+    rng_r = np.random.default_rng(seed)
+    random_arm = np.where(elig, rng_r.random(elig.shape), -1.0).argmax(axis=1)
     given = learned > 0
     neg_share = (
         float((tn[np.arange(len(learned)), learned][given] < 0).mean()) if given.any() else 0.0
@@ -462,6 +465,9 @@ def bench_simulator(members: int, seed: int, cfg: Any) -> dict[str, Any]:
         "oracle": value(oracle),
         "best_single": best_single,
         "best_single_arm": max(singles, key=singles.get),  # type: ignore[arg-type]
+        "singles": " ".join(f"{a}={v:.2f}" for a, v in singles.items()),
+        "random": value(random_arm),
+        "no_contact": 0.0,
         "decision": f"shrinkage {m.decision.shrinkage}, margin {m.decision.switch_margin:.3g}, "
         f"default {arms[m.decision.default_arm]}, net-value gate {m.calibration is not None}",
         "learned_greedy": value(greedy),
