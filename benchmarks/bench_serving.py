@@ -268,6 +268,7 @@ def drive(
     sel = selectors.DefaultSelector()
     lat = array("d")
     unexpected: Counter[int] = Counter()
+    unexpected_by_path: Counter[str] = Counter()  # "PATH STATUS"
     n_req = len(requests)
     rng = random.Random(11)
     cpu0 = time.process_time()
@@ -315,6 +316,8 @@ def drive(
             status = int(buf[9:12])
             if status != state[4]:
                 unexpected[status] += 1
+                path = requests[state[3]][0].split(b" ", 2)[1].decode()
+                unexpected_by_path[f"{path} {status}"] += 1
             del buf[:total]
             if now >= until:
                 sel.unregister(s)
@@ -332,7 +335,13 @@ def drive(
             next_tick += 10
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu0
-    return {"lat": lat, "elapsed": elapsed, "unexpected": unexpected, "client_cpu_s": cpu}
+    return {
+        "lat": lat,
+        "elapsed": elapsed,
+        "unexpected": unexpected,
+        "unexpected_by_path": unexpected_by_path,
+        "client_cpu_s": cpu,
+    }
 
 
 def summarise(result: dict[str, Any]) -> dict[str, Any]:
@@ -741,6 +750,7 @@ def soak(home: Path, ids: list[str], args: argparse.Namespace) -> dict[str, Any]
         "minutes": args.soak_minutes,
         **summary,
         "unexpected_statuses": dict(result["unexpected"]),
+        "unexpected_by_path": dict(result["unexpected_by_path"]),
         "rss_start_mb": base,
         "rss_end_mb": samples[-1][1],
         "rss_peak_mb": peak,
