@@ -358,6 +358,12 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         "p99.9_ms": float(q[2]),
         "max_ms": float(lat.max()) if n else float("nan"),
         "over_100ms": int((lat > 100).sum()),
+        # Latencies are in completion order: a slow request's position dates it within the run
+        # (start-up warm-up vs periodic stalls such as full garbage collections).
+        "over_100ms_at_s": [
+            round(float(i) / max(n, 1) * result["elapsed"], 1)
+            for i in np.flatnonzero(lat > 100)[:20]
+        ],
         "errors": int(sum(result["unexpected"].values())),
         "client_cpu_us_per_req": result["client_cpu_s"] / max(n, 1) * 1e6,
     }
