@@ -143,10 +143,10 @@ def _as_matrix(X: pd.DataFrame, *models: Any) -> pd.DataFrame | NDArray[np.float
     share one conversion. ``X`` unchanged when the models disagree on the levels."""
     if not isinstance(X, pd.DataFrame):
         return X
-    levels = {repr(lv) for lv in map(_pandas_categorical, models) if lv is not None}
-    if len(levels) > 1:
+    trained = [lv for lv in map(_pandas_categorical, models) if lv is not None]
+    if len({repr(lv) for lv in trained}) > 1:
         return X
-    known = next((lv for lv in map(_pandas_categorical, models) if lv is not None), None)
+    known = trained[0] if trained else None
     cat_cols = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
     if cat_cols and (known is None or len(known) != len(cat_cols)):
         return X

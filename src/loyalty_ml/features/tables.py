@@ -228,7 +228,8 @@ def write_training_tables(
         _write(table, path)
         manifest.training[service] = _describe(table, "member", path, "member_id")
     known = {training_table_file(s, home) for s in manifest.training}
-    for stale in training_table_file("*", home).parent.glob(training_table_file("*", home).name):
+    pattern = training_table_file("*", home)
+    for stale in pattern.parent.glob(pattern.name):
         if stale not in known:
             stale.unlink()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from loyalty_ml.errors import ConfigError
 from loyalty_ml.serving.config import ServingConfig
 from loyalty_ml.serving.keys import ensure_local_keys, read_keys
+from loyalty_ml.serving.resolve import RESOLVED_ENV
 from loyalty_ml.settings import PACKAGE_ROOT, get_settings
 
 SERVICE_TARGET = "serving.service:LoyaltyService"
@@ -83,9 +84,9 @@ def server_env(workers: int, champions_file: str | None = None) -> dict[str, str
     env.setdefault("OMP_NUM_THREADS", "1")
     env["LOYALTY_SERVE_WORKERS"] = str(workers)
     env["LOYALTY_HOME"] = str(get_settings().home_dir)  # workers share the parent's state dir
-    env.pop("LOYALTY_CHAMPIONS_FILE", None)
+    env.pop(RESOLVED_ENV, None)
     if champions_file:
-        env["LOYALTY_CHAMPIONS_FILE"] = champions_file  # resolve.RESOLVED_ENV
+        env[RESOLVED_ENV] = champions_file
     return env
 
 
