@@ -201,25 +201,31 @@ def stop_server(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _group_procs(proc: subprocess.Popen) -> list[Path]:
-    """``/proc/<pid>`` of every live process in the server's process group (parent and workers)."""
-    found = []
+def _server_procs(proc: subprocess.Popen) -> list[Path]:
+    """``/proc/<pid>`` of the server and every process under it (BentoML's workers start their
+    own sessions, so the process group would miss them)."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if os.getpgid(int(entry.name)) == proc.pid:
-                found.append(entry)
-        except (OSError, ProcessLookupError):
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ProcessLookupError, ValueError, IndexError):
             continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [proc.pid]
+    while todo:
+        pid = todo.pop()
+        found.append(Path(f"/proc/{pid}"))
+        todo.extend(children.get(pid, []))
     return found
 
 
 def server_cpu_s(proc: subprocess.Popen) -> float:
-    """CPU seconds (user + system) used so far by the server's process group, from /proc."""
+    """CPU seconds (user + system) used so far by the server's processes, from /proc."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
-    for entry in _group_procs(proc):
+    for entry in _server_procs(proc):
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
@@ -229,9 +235,9 @@ def server_cpu_s(proc: subprocess.Popen) -> float:
 
 
 def server_rss_mb(proc: subprocess.Popen) -> float:
-    """RSS of the server's process group (parent and workers), from /proc."""
+    """RSS of the server's processes (parent and workers), from /proc."""
     total = 0
-    for entry in _group_procs(proc):
+    for entry in _server_procs(proc):
         try:
             for line in (entry / "status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -665,10 +671,14 @@ def http_cases(
             for case, reqs in load.items():
                 drive(port, reqs, args.concurrency, min(3.0, seconds / 5))  # warm-up
                 cpu = server_cpu_s(proc)
+                collections = scrape_workers(port, args.workers)
                 raw = drive(port, reqs, args.concurrency, seconds)
                 cpu = server_cpu_s(proc) - cpu
                 result = summarise(raw)
                 result["server_cpu_us_per_req"] = cpu / max(result["requests"], 1) * 1e6
+                result["gc_pauses"] = gc_pauses_between(
+                    collections, scrape_workers(port, args.workers)
+                )
                 row = {
                     "engine": engine,
                     "endpoint": case,
@@ -683,18 +693,70 @@ def http_cases(
     return rows
 
 
+def http_get(port: int, path: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    return raw.split(b"\r\n\r\n", 1)[1]
+
+
+def gc_pause_buckets(metrics_text: str) -> tuple[float, dict[str, dict[str, float]]]:
+    """``(worker pid, {generation: cumulative count by upper bucket edge})`` from one
+    ``/metrics`` page (``loyalty_gc_pause_seconds``)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(metrics_text)}
+    worker = families["loyalty_worker_pid"].samples[0].value
+    buckets: dict[str, dict[str, float]] = {}
+    for sample in families["loyalty_gc_pause_seconds"].samples:
+        if sample.name.endswith("_bucket"):
+            buckets.setdefault(sample.labels["generation"], {})[sample.labels["le"]] = sample.value
+    return worker, buckets
+
+
+def scrape_workers(port: int, workers: int, attempts: int = 24) -> dict[float, Any]:
+    """``gc_pause_buckets`` of every worker: each connection lands on some worker, so this
+    scrapes until it has seen ``workers`` of them."""
+    seen: dict[float, Any] = {}
+    for _ in range(attempts):
+        worker, buckets = gc_pause_buckets(http_get(port, "/metrics").decode())
+        seen[worker] = buckets
+        if len(seen) >= workers:
+            break
+    return seen
+
+
+def gc_pauses_between(before: dict[float, Any], after: dict[float, Any]) -> list[dict[str, Any]]:
+    """Per worker, the collections that ran between two scrapes (start-up's explicit
+    ``gc.collect()`` calls excluded), by generation 0/1/2: how many, how many took over 100 ms,
+    and the upper edge (s) of the longest one's bucket."""
+    rows = []
+    for worker, now in after.items():
+        row: dict[str, list[Any]] = {"collections": [], "over_100ms": [], "longest_le_s": []}
+        for generation in sorted(now):
+            counts = now[generation]
+            then = before.get(worker, {}).get(generation, {})
+            delta = {edge: counts[edge] - then.get(edge, 0.0) for edge in counts}
+            longest, running = "0", 0.0
+            for edge in sorted(delta, key=float):  # "+Inf" sorts last
+                if delta[edge] > running:
+                    longest, running = edge, delta[edge]
+            row["collections"].append(delta["+Inf"])
+            row["over_100ms"].append(delta["+Inf"] - delta["0.1"])
+            row["longest_le_s"].append(longest)
+        rows.append(row)
+    return rows
+
+
 def wait_warm(port: int, timeout: float = 300) -> float:
     """Seconds until /readyz says the churn reason cache is warm (both workers answer)."""
     started = time.perf_counter()
     warm_hits = 0
     while time.perf_counter() - started < timeout and warm_hits < 4:
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            raw = b""
-            while chunk := s.recv(65536):
-                raw += chunk
         try:
-            cache = json.loads(raw.split(b"\r\n\r\n", 1)[1])["components"].get("reason_cache")
+            cache = json.loads(http_get(port, "/readyz"))["components"].get("reason_cache")
         except (ValueError, KeyError, IndexError):
             cache = None
         warm_hits = warm_hits + 1 if cache is None or cache["ready"] else 0
@@ -743,9 +805,11 @@ def soak(home: Path, ids: list[str], args: argparse.Namespace) -> dict[str, Any]
         wait_warm(port)
         reqs = soak_requests(ids)
         drive(port, reqs, args.concurrency, 20)  # warm-up: caches, allocator
+        collections = scrape_workers(port, args.workers)
         tick()
         result = drive(port, reqs, args.concurrency, args.soak_minutes * 60, on_tick=tick)
         tick()
+        collections_run = gc_pauses_between(collections, scrape_workers(port, args.workers))
     finally:
         stop_server(proc)
     summary = summarise(result)
@@ -761,6 +825,7 @@ def soak(home: Path, ids: list[str], args: argparse.Namespace) -> dict[str, Any]
         "rss_end_mb": samples[-1][1],
         "rss_peak_mb": peak,
         "rss_growth_pct": (samples[-1][1] - base) / base * 100,
+        "gc_pauses": collections_run,
         "loadavg_1m": os.getloadavg()[0],
     }
     print(json.dumps(row), flush=True)

@@ -20,7 +20,14 @@ os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 
 import bentoml
 
-from loyalty_ml.serving.bento import DeferredApp, mount_at_root, service_options
+from loyalty_ml.serving.bento import (
+    DeferredApp,
+    mount_at_root,
+    release_request_timers,
+    service_options,
+)
+
+release_request_timers()
 
 
 @bentoml.service(**service_options())

@@ -6,6 +6,13 @@ Labels are bounded: the endpoint label is the configured route prefix, never the
 
 from __future__ import annotations
 
+import gc
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -14,10 +21,86 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+GC_GENERATIONS = 3
+
+
+class GcPauses:
+    """Wall time of every garbage collection in this process, by generation.
+
+    A full collection stops every in-flight request of the worker, so its duration is a latency
+    tail that request histograms only show indirectly. One ``gc.callbacks`` hook per process
+    (``GcPauses.installed()``) feeds every registry that exports it.
+    """
+
+    _instance: GcPauses | None = None
+    _install_lock = threading.Lock()
+
+    def __init__(self, buckets: tuple[float, ...] = BUCKETS) -> None:
+        self.buckets = buckets
+        self.counts = [[0] * (len(buckets) + 1) for _ in range(GC_GENERATIONS)]
+        self.sums = [0.0] * GC_GENERATIONS
+        self.longest = [0.0] * GC_GENERATIONS
+        self._started = 0.0
+
+    @classmethod
+    def installed(cls) -> GcPauses:
+        with cls._install_lock:
+            if cls._instance is None:
+                cls._instance = cls()
+                gc.callbacks.append(cls._instance.on_gc)
+            return cls._instance
+
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.record(int(info["generation"]), time.perf_counter() - self._started)
+
+    def record(self, generation: int, seconds: float) -> None:
+        index = next(
+            (i for i, edge in enumerate(self.buckets) if seconds <= edge), len(self.buckets)
+        )
+        self.counts[generation][index] += 1
+        self.sums[generation] += seconds
+        self.longest[generation] = max(self.longest[generation], seconds)
+
+    def histogram(self) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(
+            "loyalty_gc_pause_seconds",
+            "Wall time of this process's garbage collections, by generation (2: full).",
+            labels=("generation",),
+        )
+        for generation in range(GC_GENERATIONS):
+            cumulative, running = [], 0
+            for edge, count in zip(
+                (*map(str, self.buckets), "+Inf"), self.counts[generation], strict=True
+            ):
+                running += count
+                cumulative.append((edge, running))
+            family.add_metric([str(generation)], cumulative, self.sums[generation])
+        return family
+
+
+class _GcPauseCollector(Collector):
+    def __init__(self, pauses: GcPauses) -> None:
+        self.pauses = pauses
+
+    def collect(self) -> Iterator[Metric]:
+        yield self.pauses.histogram()
+        longest = GaugeMetricFamily(
+            "loyalty_gc_longest_pause_seconds",
+            "The longest garbage collection of this process so far, by generation.",
+            labels=("generation",),
+        )
+        for generation, seconds in enumerate(self.pauses.longest):
+            longest.add_metric([str(generation)], seconds)
+        yield longest
 
 
 class ServingMetrics:
@@ -25,6 +108,8 @@ class ServingMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+        self.gc_pauses = GcPauses.installed()
+        self.registry.register(_GcPauseCollector(self.gc_pauses))
         self.requests = Histogram(
             "loyalty_http_request_duration_seconds",
             "Request latency by endpoint, method and status.",
@@ -37,6 +122,10 @@ class ServingMetrics:
             "Recommendations answered from the popular fallback, by cause.",
             ("cause",),
             registry=self.registry,
+        )
+        # Several workers answer on one port: the pid tells their series apart when scraped.
+        Gauge("loyalty_worker_pid", "This worker's process id.", registry=self.registry).set(
+            os.getpid()
         )
         self.model_info = Gauge(
             "loyalty_model_ready",
