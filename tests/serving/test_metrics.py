@@ -25,7 +25,7 @@ def test_pauses_land_in_their_generation_and_bucket() -> None:
     pauses.record(2, 0.25)
     pauses.record(2, 0.005)
     pauses.record(0, 0.05)
-    family = pauses.histogram()
+    (family,) = pauses.pause_histogram.collect()
     by_key = {
         (s.name, s.labels.get("generation"), s.labels.get("le")): s.value for s in family.samples
     }

@@ -10,7 +10,6 @@ import gc
 import os
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -21,10 +20,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import Collector
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 GC_GENERATIONS = 3
@@ -33,18 +30,31 @@ GC_GENERATIONS = 3
 class GcPauses:
     """Wall time of every garbage collection in this process, by generation.
 
-    A full collection stops every in-flight request of the worker, so its duration is a latency
-    tail that request histograms only show indirectly. One ``gc.callbacks`` hook per process
-    (``GcPauses.installed()``) feeds every registry that exports it.
+    A collection stops every in-flight request of the worker, so its duration is a latency tail
+    that request histograms only show indirectly. One ``gc.callbacks`` hook per process
+    (``GcPauses.installed()``) feeds a histogram and a gauge that every app's registry exports.
     """
 
     _instance: GcPauses | None = None
     _install_lock = threading.Lock()
 
     def __init__(self, buckets: tuple[float, ...] = BUCKETS) -> None:
-        self.buckets = buckets
-        self.counts = [[0] * (len(buckets) + 1) for _ in range(GC_GENERATIONS)]
-        self.sums = [0.0] * GC_GENERATIONS
+        self.pause_histogram = Histogram(
+            "loyalty_gc_pause_seconds",
+            "Wall time of this process's garbage collections, by generation (2: full).",
+            ("generation",),
+            buckets=buckets,
+            registry=None,
+        )
+        self.longest_gauge = Gauge(
+            "loyalty_gc_longest_pause_seconds",
+            "The longest garbage collection of this process so far, by generation.",
+            ("generation",),
+            registry=None,
+        )
+        generations = [str(g) for g in range(GC_GENERATIONS)]  # every series exported from 0
+        self._pauses = [self.pause_histogram.labels(g) for g in generations]
+        self._longest = [self.longest_gauge.labels(g) for g in generations]
         self.longest = [0.0] * GC_GENERATIONS
         self._started = 0.0
 
@@ -63,44 +73,16 @@ class GcPauses:
         self.record(int(info["generation"]), time.perf_counter() - self._started)
 
     def record(self, generation: int, seconds: float) -> None:
-        index = next(
-            (i for i, edge in enumerate(self.buckets) if seconds <= edge), len(self.buckets)
-        )
-        self.counts[generation][index] += 1
-        self.sums[generation] += seconds
-        self.longest[generation] = max(self.longest[generation], seconds)
+        # Safe inside a collection: this takes only the children's value locks, whose held
+        # sections allocate no tracked objects, so no collection can start while one is held.
+        self._pauses[generation].observe(seconds)
+        if seconds > self.longest[generation]:
+            self.longest[generation] = seconds
+            self._longest[generation].set(seconds)
 
-    def histogram(self) -> HistogramMetricFamily:
-        family = HistogramMetricFamily(
-            "loyalty_gc_pause_seconds",
-            "Wall time of this process's garbage collections, by generation (2: full).",
-            labels=("generation",),
-        )
-        for generation in range(GC_GENERATIONS):
-            cumulative, running = [], 0
-            for edge, count in zip(
-                (*map(str, self.buckets), "+Inf"), self.counts[generation], strict=True
-            ):
-                running += count
-                cumulative.append((edge, running))
-            family.add_metric([str(generation)], cumulative, self.sums[generation])
-        return family
-
-
-class _GcPauseCollector(Collector):
-    def __init__(self, pauses: GcPauses) -> None:
-        self.pauses = pauses
-
-    def collect(self) -> Iterator[Metric]:
-        yield self.pauses.histogram()
-        longest = GaugeMetricFamily(
-            "loyalty_gc_longest_pause_seconds",
-            "The longest garbage collection of this process so far, by generation.",
-            labels=("generation",),
-        )
-        for generation, seconds in enumerate(self.pauses.longest):
-            longest.add_metric([str(generation)], seconds)
-        yield longest
+    def register(self, registry: CollectorRegistry) -> None:
+        registry.register(self.pause_histogram)
+        registry.register(self.longest_gauge)
 
 
 class ServingMetrics:
@@ -109,7 +91,7 @@ class ServingMetrics:
         ProcessCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         self.gc_pauses = GcPauses.installed()
-        self.registry.register(_GcPauseCollector(self.gc_pauses))
+        self.gc_pauses.register(self.registry)
         self.requests = Histogram(
             "loyalty_http_request_duration_seconds",
             "Request latency by endpoint, method and status.",
